@@ -1,0 +1,196 @@
+"""SQLAlchemy 2 typed models: the store every stage of the pipeline reads and writes.
+
+Schema changes go through Alembic migrations in ``broker/store/migrations``; ``broker init`` applies them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from broker.store.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
+
+
+class Opportunity(Base):
+    """The current, canonical state of one opportunity (or lot), combined from all its sources."""
+
+    __tablename__ = "opportunities"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ocid: Mapped[str | None] = mapped_column(String(255), index=True)
+    lot_id: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    buyer_name: Mapped[str] = mapped_column(Text)
+    buyer_id: Mapped[str | None] = mapped_column(String(255))
+    buyer_type: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    notice_type: Mapped[str | None] = mapped_column(String(40))
+    published_at: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None] = mapped_column(index=True)
+    contract_start: Mapped[datetime | None]
+    contract_end: Mapped[datetime | None]
+    value_min_pence: Mapped[int | None] = mapped_column(BigInteger)
+    value_max_pence: Mapped[int | None] = mapped_column(BigInteger)
+    value_currency: Mapped[str | None] = mapped_column(String(3))
+    value_original: Mapped[str | None] = mapped_column(String(80))
+    cpv_codes: Mapped[list[Any]]
+    cpv_unknown: Mapped[list[Any]]
+    postcode: Mapped[str | None] = mapped_column(String(16))
+    local_authority: Mapped[str | None] = mapped_column(String(120), index=True)
+    lad_code: Mapped[str | None] = mapped_column(String(16))
+    itl_code: Mapped[str | None] = mapped_column(String(16))
+    region: Mapped[str | None] = mapped_column(String(80))
+    cluster: Mapped[str | None] = mapped_column(String(120), index=True)
+    nationwide: Mapped[bool] = mapped_column(Boolean)
+    sme_suitable: Mapped[bool | None] = mapped_column(Boolean)
+    vcse_suitable: Mapped[bool | None] = mapped_column(Boolean)
+    reserved_participation: Mapped[list[Any]]
+    is_framework: Mapped[bool] = mapped_column(Boolean)
+    is_dps: Mapped[bool] = mapped_column(Boolean)
+    url: Mapped[str | None] = mapped_column(Text)
+    raw_hash: Mapped[str] = mapped_column(String(64))
+    # sha256 of the canonical record: an unchanged re-ingest leaves it (and the row) untouched.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class OpportunityVersion(Base):
+    """Every distinct canonical state an opportunity has had, content-addressed. Never updated."""
+
+    __tablename__ = "opportunity_versions"
+    __table_args__ = (UniqueConstraint("opportunity_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    record: Mapped[dict[str, Any]]
+
+
+class SourceRecord(Base):
+    """One source's normalised view of an opportunity. The canonical row combines these by priority."""
+
+    __tablename__ = "source_records"
+    __table_args__ = (UniqueConstraint("source", "source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(40))
+    source_key: Mapped[str] = mapped_column(String(255))
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    record: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class OpportunityKey(Base):
+    """Keys under which the same notice can arrive from different sources (de-duplication)."""
+
+    __tablename__ = "opportunity_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+
+
+class Release(Base):
+    """Every raw OCDS release ever ingested, kept verbatim (history; input to compiling)."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("ocid", "release_id", "raw_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ocid: Mapped[str] = mapped_column(String(255), index=True)
+    release_id: Mapped[str] = mapped_column(String(255))
+    date: Mapped[str | None] = mapped_column(String(40))
+    tags: Mapped[list[Any]]
+    raw_hash: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[dict[str, Any]]
+    package_meta: Mapped[dict[str, Any]]
+
+
+class QuarantineItem(Base):
+    """A record that could not be ingested, with the reason and the raw text. Nothing is dropped."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    file: Mapped[str] = mapped_column(Text)
+    locator: Mapped[str | None] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class IngestedFile(Base):
+    """Each distinct file content ingested (metadata only: re-ingesting is still idempotent without it)."""
+
+    __tablename__ = "ingested_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(40))
+    counts: Mapped[dict[str, Any]]
+    ingested_at: Mapped[datetime]
+
+
+class Vcse(Base):
+    """A voluntary, community or social enterprise from the officers' directory."""
+
+    __tablename__ = "vcses"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    legal_form: Mapped[str | None] = mapped_column(String(80))
+    charity_number: Mapped[str | None] = mapped_column(String(40))
+    company_number: Mapped[str | None] = mapped_column(String(40))
+    cluster: Mapped[str | None] = mapped_column(String(120), index=True)
+    cluster_derived: Mapped[bool] = mapped_column(Boolean)
+    local_authority: Mapped[str] = mapped_column(String(120))
+    postcode: Mapped[str | None] = mapped_column(String(16))
+    service_areas: Mapped[list[Any]]
+    capabilities: Mapped[str] = mapped_column(Text)
+    keywords: Mapped[list[Any]]
+    exclude_keywords: Mapped[list[Any]]
+    cpv_codes: Mapped[list[Any]]
+    annual_turnover_pence: Mapped[int | None] = mapped_column(BigInteger)
+    employees: Mapped[int | None] = mapped_column(Integer)
+    min_contract_value_pence: Mapped[int | None] = mapped_column(BigInteger)
+    max_contract_value_pence: Mapped[int | None] = mapped_column(BigInteger)
+    certifications: Mapped[list[Any]]
+    contact_email: Mapped[str | None] = mapped_column(Text)
+    digest_opt_in: Mapped[bool] = mapped_column(Boolean)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Consortium(Base):
+    """A standing consortium of VCSEs that bid together."""
+
+    __tablename__ = "consortia"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    lead_id: Mapped[str] = mapped_column(String(255))
+    capabilities: Mapped[str] = mapped_column(Text)
+    capabilities_derived: Mapped[bool] = mapped_column(Boolean)
+    max_contract_value_pence: Mapped[int | None] = mapped_column(BigInteger)
+    max_value_derived: Mapped[bool] = mapped_column(Boolean)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsortiumMember(Base):
+    __tablename__ = "consortium_members"
+
+    consortium_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("consortia.id", ondelete="CASCADE"), primary_key=True)
+    vcse_id: Mapped[str] = mapped_column(String(255), ForeignKey("vcses.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
