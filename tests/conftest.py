@@ -19,7 +19,17 @@ from broker.store.engine import make_engine, session_factory, upgrade
 from broker.store.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+
+def _find_shared() -> Path:
+    """``../shared`` beside the checkout (CI), or beside the folder holding it (git worktrees)."""
+    for base in (ROOT.parent, ROOT.parent.parent):
+        if (base / "shared" / "data").is_dir():
+            return base / "shared"
+    return ROOT.parent / "shared"
+
+
+SHARED = _find_shared()
+SHARED_DATA = SHARED / "data"
 FIXTURES = ROOT / "fixtures"
 PG_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
 
