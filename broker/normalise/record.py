@@ -71,6 +71,12 @@ class OpportunityRecord:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise ValueError(f"{name} must be a non-negative int of pence, got {v!r}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            texts = v if isinstance(v, tuple) else (v,)
+            if any(isinstance(t, str) and "\x00" in t for t in texts):
+                # Clean text never holds NUL; PostgreSQL text columns cannot store it either.
+                raise ValueError(f"{f.name} contains a NUL character")
         for name in _DATETIME_FIELDS:
             v = getattr(self, name)
             if v is not None and (v.tzinfo is None or v.utcoffset() != UTC.utcoffset(None)):

@@ -57,6 +57,8 @@ class Opportunity(Base):
     is_framework: Mapped[bool] = mapped_column(Boolean)
     is_dps: Mapped[bool] = mapped_column(Boolean)
     url: Mapped[str | None] = mapped_column(Text)
+    source_ids: Mapped[list[Any]]
+    match_keys: Mapped[list[Any]]
     raw_hash: Mapped[str] = mapped_column(String(64))
     # sha256 of the canonical record: an unchanged re-ingest leaves it (and the row) untouched.
     content_hash: Mapped[str] = mapped_column(String(64))

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-22 02:11:04.997195
+Revises:
+Create Date: 2026-11-22 02:16:11.643124
 """
 
 from alembic import op
@@ -72,6 +72,8 @@ def upgrade() -> None:
     sa.Column('is_framework', sa.Boolean(), nullable=False),
     sa.Column('is_dps', sa.Boolean(), nullable=False),
     sa.Column('url', sa.Text(), nullable=True),
+    sa.Column('source_ids', sa.JSON(), nullable=False),
+    sa.Column('match_keys', sa.JSON(), nullable=False),
     sa.Column('raw_hash', sa.String(length=64), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
