@@ -196,3 +196,102 @@ class ConsortiumMember(Base):
         String(255), ForeignKey("consortia.id", ondelete="CASCADE"), primary_key=True)
     vcse_id: Mapped[str] = mapped_column(String(255), ForeignKey("vcses.id"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
+
+
+class MatchRun(Base):
+    """One match run: its business date, parameters, rule files and digests (the audit manifest)."""
+
+    __tablename__ = "match_runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    as_of: Mapped[str] = mapped_column(String(10))  # business date, YYYY-MM-DD
+    mode: Mapped[str] = mapped_column(String(16))  # incremental | full
+    status: Mapped[str] = mapped_column(String(16))  # running | complete | failed
+    started_at: Mapped[datetime]  # wall clock: metadata only, never read by decisions
+    finished_at: Mapped[datetime | None]
+    params: Mapped[dict[str, Any]]
+    software: Mapped[dict[str, Any]]
+    scope: Mapped[dict[str, Any]]  # which opportunities and parties were in scope (incremental)
+    rules_sha256: Mapped[str] = mapped_column(String(64))
+    counts: Mapped[dict[str, Any]]
+    input_digest: Mapped[str | None] = mapped_column(String(64))
+    decision_digest: Mapped[str | None] = mapped_column(String(64))
+    sequence_digest: Mapped[str | None] = mapped_column(String(64))
+    manifest_digest: Mapped[str | None] = mapped_column(String(64))
+    chain_prev: Mapped[str | None] = mapped_column(String(64))
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class RunRuleFile(Base):
+    """The exact text of each rule file a run used."""
+
+    __tablename__ = "run_rule_files"
+
+    run_id: Mapped[str] = mapped_column(String(40), ForeignKey("match_runs.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Snapshot(Base):
+    """Content-addressed input records (opportunities, parties) as a run read them."""
+
+    __tablename__ = "snapshots"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    record: Mapped[dict[str, Any]]
+
+
+class RunInput(Base):
+    """Which snapshot of each input a run read."""
+
+    __tablename__ = "run_inputs"
+
+    run_id: Mapped[str] = mapped_column(String(40), ForeignKey("match_runs.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Decision(Base):
+    """Every pair (and opportunity/party) that reached the rules in a run, with features and firings."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(40), ForeignKey("match_runs.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16))  # opportunity | party | pair
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+    party_id: Mapped[str] = mapped_column(String(255), index=True)
+    party_type: Mapped[str] = mapped_column(String(24))
+    outcome: Mapped[str] = mapped_column(String(20))  # matched | rejected | below_threshold | eligible
+    score: Mapped[int] = mapped_column(Integer)
+    features: Mapped[dict[str, Any]]
+    firings: Mapped[list[Any]]
+    detail: Mapped[dict[str, Any]]  # members of a suggested consortium, levels, proposal reasons
+    decision_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Match(Base):
+    """The current match between an opportunity and a party: one row per pair however many runs."""
+
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("opportunity_id", "party_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+    party_id: Mapped[str] = mapped_column(String(255), index=True)
+    party_type: Mapped[str] = mapped_column(String(24))  # vcse | consortium | suggested_consortium
+    lead_id: Mapped[str | None] = mapped_column(String(255))  # who receives the digest for a consortium
+    members: Mapped[list[Any]]
+    score: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer)
+    levels: Mapped[dict[str, Any]]
+    reasons: Mapped[list[Any]]
+    flags: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16))  # active | withdrawn
+    first_run_id: Mapped[str] = mapped_column(String(40))
+    last_run_id: Mapped[str] = mapped_column(String(40))
