@@ -74,9 +74,10 @@ class OpportunityRecord:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             texts = v if isinstance(v, tuple) else (v,)
-            if any(isinstance(t, str) and "\x00" in t for t in texts):
-                # Clean text never holds NUL; PostgreSQL text columns cannot store it either.
-                raise ValueError(f"{f.name} contains a NUL character")
+            for t in texts:
+                if isinstance(t, str) and not _storable_text(t):
+                    # Clean text never holds NUL or lone surrogates; databases cannot store them either.
+                    raise ValueError(f"{f.name} contains a NUL character or an unpaired surrogate")
         for name in _DATETIME_FIELDS:
             v = getattr(self, name)
             if v is not None and (v.tzinfo is None or v.utcoffset() != UTC.utcoffset(None)):
@@ -107,6 +108,16 @@ class OpportunityRecord:
     @property
     def content_hash(self) -> str:
         return canonical_hash(self.to_json())
+
+
+def _storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def canonical_json(data: Any) -> str:
