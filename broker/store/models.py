@@ -219,8 +219,20 @@ class MatchRun(Base):
     decision_digest: Mapped[str | None] = mapped_column(String(64))
     sequence_digest: Mapped[str | None] = mapped_column(String(64))
     manifest_digest: Mapped[str | None] = mapped_column(String(64))
-    chain_prev: Mapped[str | None] = mapped_column(String(64))
-    chain_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditLink(Base):
+    """The tamper-evident chain: each completed run (or prune) linked to the one before. Append-only."""
+
+    __tablename__ = "audit_chain"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))  # run | prune
+    ref: Mapped[str] = mapped_column(String(255))  # run id, or the prune's cut-off date
+    digest: Mapped[str] = mapped_column(String(64))  # the run's manifest digest, or the prune record's
+    payload: Mapped[dict[str, Any]]  # for a prune: what was deleted
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class RunRuleFile(Base):
