@@ -1,0 +1,1 @@
+"""Audit: run manifests, input snapshots, replay, the tamper-evident chain, export and import."""

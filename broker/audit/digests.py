@@ -1,0 +1,38 @@
+"""Digests over a run's decisions, inputs and manifest. Every hash is sha256 over canonical JSON.
+
+The audit contract (shared/research/durable-rules.md §4.3) is the *sorted set* of decisions plus the
+manifest; the order in which rules fired is digested separately (the sequence digest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from broker.normalise.record import canonical_hash
+
+DECISION_FIELDS = ("stage", "opportunity_id", "party_id", "party_type", "outcome", "score", "features",
+                   "firings", "detail")
+
+
+def decision_hash(decision: dict[str, Any]) -> str:
+    """Hash of one decision's content (not of its storage id or sequence number)."""
+    return canonical_hash({k: decision[k] for k in DECISION_FIELDS})
+
+
+def decision_digest(hashes: Iterable[str]) -> str:
+    return canonical_hash(sorted(hashes))
+
+
+def sequence_digest(sequence: Sequence[Sequence[str]]) -> str:
+    """Digest of the order in which rules fired: [(fact id, rule id), ...] as the engine reported it."""
+    return canonical_hash([list(step) for step in sequence])
+
+
+def input_digest(inputs: Iterable[tuple[str, str, str]]) -> str:
+    """Digest of (kind, entity id, content hash) for every input record the run read."""
+    return canonical_hash(sorted([list(i) for i in inputs]))
+
+
+def link_hash(prev_hash: str | None, kind: str, ref: str, digest: str) -> str:
+    return canonical_hash([prev_hash, kind, ref, digest])
