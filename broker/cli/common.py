@@ -73,6 +73,7 @@ def show_progress() -> bool:
 
 def register_commands(cli: click.Group) -> None:
     from broker.cli import db as db_cmds
+    from broker.cli import fetch as fetch_cmds
 
-    for module in (db_cmds,):
+    for module in (db_cmds, fetch_cmds):
         module.register(cli)
