@@ -68,8 +68,8 @@ def gbp_to_pence(value: Any) -> int | None:
     amount = to_decimal(value)
     if amount is None:
         return None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"amount must be a non-negative number, got {value!r}")
+    if not amount.is_finite() or amount < 0 or amount >= MAX_PLAUSIBLE:
+        raise ValueError(f"amount must be a non-negative number below £1 trillion, got {value!r}")
     return int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 STATUSES = ("planned", "open", "closed", "cancelled", "awarded")
 
 _DATETIME_FIELDS = ("published_at", "deadline_at", "contract_start", "contract_end")
-_TUPLE_FIELDS = ("source_ids", "cpv_codes", "cpv_unknown", "reserved_participation", "match_keys")
+_TUPLE_FIELDS = ("source_ids", "cpv_codes", "cpv_unknown", "reserved_participation", "match_keys", "regions")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class OpportunityRecord:
     lad_code: str | None = None
     itl_code: str | None = None
     region: str | None = None
+    # Every region a notice names (a multi-region notice is nationwide=False but not local either).
+    regions: tuple[str, ...] = ()
     cluster: str | None = None
     nationwide: bool = False
     sme_suitable: bool | None = None

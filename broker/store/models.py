@@ -49,6 +49,7 @@ class Opportunity(Base):
     lad_code: Mapped[str | None] = mapped_column(String(16))
     itl_code: Mapped[str | None] = mapped_column(String(16))
     region: Mapped[str | None] = mapped_column(String(80))
+    regions: Mapped[list[Any]]
     cluster: Mapped[str | None] = mapped_column(String(120), index=True)
     nationwide: Mapped[bool] = mapped_column(Boolean)
     sme_suitable: Mapped[bool | None] = mapped_column(Boolean)

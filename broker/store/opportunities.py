@@ -129,7 +129,7 @@ def to_record(row: Opportunity) -> OpportunityRecord:
     """The canonical record of a stored row."""
     data: dict[str, Any] = {c: getattr(row, c) for c in _OPPORTUNITY_COLUMNS}
     data["raw_hash"] = row.raw_hash
-    for key in ("source_ids", "cpv_codes", "cpv_unknown", "reserved_participation", "match_keys"):
+    for key in ("source_ids", "cpv_codes", "cpv_unknown", "reserved_participation", "match_keys", "regions"):
         data[key] = tuple(data.get(key) or ())
     return OpportunityRecord(**data)
 
@@ -195,6 +195,7 @@ def as_json(row: Opportunity, *, full: bool = True) -> dict[str, Any]:
             "cpv_labels": {c: cpv.label(c) for c in row.cpv_codes}, "cpv_unknown": list(row.cpv_unknown),
             "contract_start": iso_utc(row.contract_start), "contract_end": iso_utc(row.contract_end),
             "postcode": row.postcode, "lad_code": row.lad_code, "itl_code": row.itl_code, "region": row.region,
+            "regions": list(row.regions),
             "nationwide": row.nationwide, "sme_suitable": row.sme_suitable,
             "reserved_participation": list(row.reserved_participation), "is_framework": row.is_framework,
             "is_dps": row.is_dps, "url": row.url, "version": row.version,

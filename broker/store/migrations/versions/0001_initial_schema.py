@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('lad_code', sa.String(length=16), nullable=True),
     sa.Column('itl_code', sa.String(length=16), nullable=True),
     sa.Column('region', sa.String(length=80), nullable=True),
+    sa.Column('regions', sa.JSON(), nullable=False),
     sa.Column('cluster', sa.String(length=120), nullable=True),
     sa.Column('nationwide', sa.Boolean(), nullable=False),
     sa.Column('sme_suitable', sa.Boolean(), nullable=True),
