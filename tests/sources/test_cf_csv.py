@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, SHARED_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,11 +22,17 @@ from broker.normalise import geography
 from broker.normalise.record import canonical_hash
 from broker.sources.cf_csv import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, read_cf_csv
 
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures"
+# ../shared beside the checkout, or beside the folder holding it (git worktrees), as tests/conftest.py finds it.
+SHARED_DATA = next((base / "shared" / "data" for base in (ROOT.parent, ROOT.parent.parent)
+                    if (base / "shared" / "data").is_dir()), ROOT.parent / "shared" / "data")
+
 REAL_2020 = SHARED_DATA / "cf_search_export_2020-04-16_1000_open_notices.csv"
 HEADER_2021 = SHARED_DATA / "cf_search_export_2021-08-28_header_only.csv"
 SAMPLE_2020 = FIXTURES / "opportunities" / "cf_export_2020_sample.csv"
 HANDMADE_2021 = FIXTURES / "opportunities" / "cf_export_2021_handmade.csv"
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = ROOT / "tests" / "data"
 
 needs_shared = pytest.mark.skipif(not REAL_2020.exists(), reason="shared data not available")
 

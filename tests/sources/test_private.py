@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,9 +20,12 @@ from broker.normalise import geography
 from broker.normalise.private import COLUMNS, canonical_fields, record_from_private
 from broker.sources.private import read_private
 
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures"
+
 ANCHOR_CSV = FIXTURES / "opportunities" / "private_anchor_opportunities.csv"
 ANCHOR_JSONL = FIXTURES / "opportunities" / "private_anchor_opportunities.jsonl"
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = ROOT / "tests" / "data"
 
 
 def utc(*args: int) -> datetime:
