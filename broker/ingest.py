@@ -120,10 +120,27 @@ def ingest_items(sessions: sessionmaker[Session], items: Iterable[SourceItem], *
     """Store the items of one file, committing in chunks."""
     report = report or FileReport(path=path)
     seen: dict[tuple[str, str], str] = {}
-    for chunk in _chunks(iter(items), CHUNK):
+    stream = _guarded(iter(items), path)
+    for chunk in _chunks(stream, CHUNK):
         with sessions.begin() as session:
             _ingest_chunk(session, chunk, report, path, file_sha, seen)
     return report
+
+
+def _guarded(items: Iterator[SourceItem], path: str) -> Iterator[SourceItem]:
+    """A reader that fails part-way still gives its good items, then one error item for the failure."""
+    count = 0
+    try:
+        for item in items:
+            count += 1
+            yield item
+    except InputError as exc:
+        exc.file = exc.file or path
+        exc.locator = exc.locator or f"after item {count}"
+        yield SourceItem(kind="error", locator=exc.locator, error=exc)
+    except (OSError, UnicodeError, ValueError) as exc:
+        yield SourceItem(kind="error", locator=f"after item {count}",
+                         error=InputError(f"reading stopped: {exc}", file=path, locator=f"after item {count}"))
 
 
 def _ingest_chunk(session: Session, chunk: list[SourceItem], report: FileReport, path: str,

@@ -6,6 +6,7 @@ Every command opens the database given by ``--db`` (or ``BROKER_DB``), calls the
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -36,8 +37,18 @@ register_commands(cli)
 
 
 def main() -> None:
+    _log_warnings_to_stderr()
     cli(prog_name="broker")
 
 
+def _log_warnings_to_stderr() -> None:
+    """Warnings from the core (unknown columns, re-encoded files) reach the officer on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("Warning: %(message)s"))
+    logger = logging.getLogger("broker")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -459,8 +459,8 @@ def resolve_location(*, postcodes: Iterable[str] = (), region_names: Iterable[st
     Postcodes (``postcode_districts.csv``) and place names give an authority; NUTS/ITL codes give ITL3 (and
     the authority where one ITL3 is one authority, e.g. ``UKG31`` Birmingham), ITL2 or a region; region
     names give a region. An authority is used only when it agrees with the regions and ITL codes named, so
-    a buyer's postcode never overrides a delivery region elsewhere. Several regions, "Any region",
-    "England" or "United Kingdom" make the location ``nationwide``. With no evidence the result is empty
+    a buyer's postcode never overrides a delivery region elsewhere. "Any region", "England" or "United
+    Kingdom" make the location ``nationwide``; several named regions are listed in ``regions`` instead. With no evidence the result is empty
     (``nationwide`` only if the caller says so). Never raises on odd text: unrecognised values are ignored.
     """
     ev = _Evidence(wide=nationwide)
@@ -531,7 +531,7 @@ def _consistent(ev: _Evidence, a: Authority) -> bool:
 
 
 def _build(ev: _Evidence, valid_postcodes: list[str]) -> Location:
-    wide = ev.wide or len(ev.regions) > 1
+    wide = ev.wide  # several named regions are not the whole country: `regions` lists them
     chosen = next(((a, p) for a, p in ev.candidates if _consistent(ev, a)), None)
     postcode = chosen[1] if chosen and chosen[1] else (valid_postcodes[0] if valid_postcodes else None)
     if chosen is not None:

@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5",
                          "h6", "section", "article", "blockquote", "pre", "hr"})
 _SKIP_TAGS = frozenset({"script", "style"})
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls except tab and newline (the real CF export holds stray \x8f bytes).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TAG_HINT = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>")
