@@ -134,7 +134,7 @@ def _record(p: _Process, lot_id: str | None, lot: dict[str, Any] | None) -> Oppo
     if lo is None and hi is None and currency is None:
         lo, hi = f.award_value(p.awards, lot_id)  # an award notice may state only the awarded value
         currency = "GBP" if hi is not None else None
-    sme, vcse = f.suitability(p.tender, lot)
+    sme, vcse = f.suitability(p.tender, lot, lot_first=split)
     reserved = f.reserved_participation(p.tender, lot)
     if vcse is None and "smeVcse" in reserved:
         vcse = True  # UK extension: participation reserved to SMEs and VCSEs
@@ -148,7 +148,8 @@ def _record(p: _Process, lot_id: str | None, lot: dict[str, Any] | None) -> Oppo
         source=p.source,
         title=title,
         buyer_name=p.buyer_name,
-        status=f.status(p.tender, lot if split else None, p.awards, p.notices, p.latest_notice, p.latest_tags),
+        status=f.status(p.tender, lot if split else None, lot_id, p.awards, p.notices, p.latest_notice,
+                        p.latest_tags),
         raw_hash=p.raw_hash,
         description=(clean_text(lot.get("description")) if split else "") or p.description,
         source_ids=_source_ids(p),

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from broker.normalise import money
 from broker.normalise.cpv import catalogue
 from broker.normalise.geography import Location, cluster_for, resolve_location
+from broker.normalise.text import one_line
 
 # UK notice types (Procurement Act 2023, research/ocds-sources.md §2.5).
 PLANNING_NOTICES = frozenset({"UK1", "UK2", "UK3"})
@@ -80,7 +81,7 @@ def flag(value: Any) -> bool | None:
 
 # --- status -------------------------------------------------------------------------------------------
 
-def status(tender: dict[str, Any], lot: dict[str, Any] | None, awards: list[dict[str, Any]],
+def status(tender: dict[str, Any], lot: dict[str, Any] | None, lot_id: str | None, awards: list[dict[str, Any]],
            notices: list[str], latest_notice: str | None, latest_tags: list[str]) -> str:
     """Canonical status of a tender or one lot (see the rules in research/ocds-sources.md §1.2, §2.5).
 
@@ -93,7 +94,7 @@ def status(tender: dict[str, Any], lot: dict[str, Any] | None, awards: list[dict
     if lot_status in _CANCELLED or tender_status in _CANCELLED or TERMINATION_NOTICES & set(notices) \
             or "tenderCancellation" in latest_tags:
         return "cancelled"
-    if _awarded(lot, current, awards, latest_notice):
+    if _awarded(lot_id or "", current, awards, latest_notice):
         return "awarded"
     if latest_notice in PLANNING_NOTICES:
         return "planned"
@@ -110,9 +111,7 @@ def status(tender: dict[str, Any], lot: dict[str, Any] | None, awards: list[dict
     return _status_from_tags(latest_tags)
 
 
-def _awarded(lot: dict[str, Any] | None, current: str, awards: list[dict[str, Any]],
-             latest_notice: str | None) -> bool:
-    lot_id = text(obj(lot).get("id")) if lot else ""
+def _awarded(lot_id: str, current: str, awards: list[dict[str, Any]], latest_notice: str | None) -> bool:
     relevant = [a for a in awards if _award_covers(a, lot_id)]
     if any(_award_live(a) for a in relevant):
         return True
@@ -192,11 +191,7 @@ def cpv_codes(tender: dict[str, Any], lot_id: str | None) -> tuple[tuple[str, ..
     _add_classification(found, tender.get("classification"))
     for extra in objs(tender.get("additionalClassifications")):
         _add_classification(found, extra)
-    items = [i for i in objs(tender.get("items")) if _item_in_lot(i, lot_id)]
-    for lot in objs(tender.get("lots")):
-        if lot_id is None or text(lot.get("id")) == lot_id:
-            items.extend(objs(lot.get("items")))
-    for item in items:
+    for item in relevant_items(tender, lot_id):
         _add_classification(found, item.get("classification"))
         for extra in objs(item.get("additionalClassifications")):
             _add_classification(found, extra)
@@ -227,10 +222,13 @@ def relevant_items(tender: dict[str, Any], lot_id: str | None) -> list[dict[str,
 
 # --- suitability and procedure ------------------------------------------------------------------------
 
-def suitability(tender: dict[str, Any], lot: dict[str, Any] | None) -> tuple[bool | None, bool | None]:
-    """(sme, vcse): lot suitability over tender suitability over legacy ``xClassifications``."""
+def suitability(tender: dict[str, Any], lot: dict[str, Any] | None, *,
+                lot_first: bool = True) -> tuple[bool | None, bool | None]:
+    """(sme, vcse): lot suitability over tender suitability (or the reverse for the one lot of an
+    undivided tender), then legacy ``xClassifications``."""
     sme, vcse = None, None
-    for source in (obj(obj(lot).get("suitability")), obj(tender.get("suitability"))):
+    pair = [obj(obj(lot).get("suitability")), obj(tender.get("suitability"))]
+    for source in pair if lot_first else pair[::-1]:
         sme = sme if sme is not None else flag(source.get("sme"))
         vcse = vcse if vcse is not None else flag(source.get("vcse"))
     legacy = obj(tender.get("xClassifications"))  # pre-2018 Contracts Finder (research §2.1)
@@ -257,7 +255,7 @@ def framework_flags(tender: dict[str, Any], lot: dict[str, Any] | None, notices:
     Frameworks and DPSs count £0 toward the target until a call-off is recorded (BRIEF, value basis),
     so a call-off *from* one ("Call-off from a framework agreement") is neither.
     """
-    is_framework, is_dps = text_framework_flags(one_line_text(tender.get("title")),
+    is_framework, is_dps = text_framework_flags(one_line(tender.get("title")),
                                                 text(tender.get("procurementMethodDetails")))
     for holder in (tender, obj(lot)):
         techniques = obj(holder.get("techniques"))
@@ -282,10 +280,6 @@ def text_framework_flags(title: str, procedure: str) -> tuple[bool, bool]:
     is_framework = bool(_FRAMEWORK_TEXT.search(procedure) or _FRAMEWORK_TITLE.search(title))
     is_dps = bool(_DPS.search(procedure) or _DPS.search(title))
     return is_framework, is_dps
-
-
-def one_line_text(value: Any) -> str:
-    return " ".join(text(value).split())
 
 
 # --- location -----------------------------------------------------------------------------------------

@@ -393,3 +393,11 @@ def test_a_publishers_compiled_release_read_from_a_record():
     for given in (compiled, compile_releases([compiled])):
         (record,) = normalise_compiled(given)
         assert record.notice_type == "UK6" and record.status == "awarded"
+
+
+def test_the_one_lot_of_an_undivided_tender_only_fills_gaps():
+    (r,) = normalise_compiled(_compiled(suitability={"sme": True}, value={"amount": 100},
+                                       lots=[{"id": "1", "suitability": {"sme": False, "vcse": True},
+                                              "value": {"amount": 999}}]))
+    assert (r.id, r.lot_id) == ("ocds-b5fd17-t", None)
+    assert (r.sme_suitable, r.vcse_suitable, r.value_max_pence) == (True, True, 10_000)
