@@ -147,6 +147,7 @@ def _ingest_chunk(session: Session, chunk: list[SourceItem], report: FileReport,
                   file_sha: str, seen: dict[tuple[str, str], str]) -> None:
     touched: dict[str, dict[str, Any] | None] = {}
     seen_ocids: set[str] = set()
+    stored = _stored_releases(session, chunk)
     for item in chunk:
         if item.kind == "error":
             assert item.error is not None
@@ -158,7 +159,7 @@ def _ingest_chunk(session: Session, chunk: list[SourceItem], report: FileReport,
             assert item.release is not None
             report.releases_seen += 1
             seen_ocids.add(str(item.release["ocid"]))
-            if _store_release(session, item.release, item.package_meta):
+            if _store_release(session, item.release, item.package_meta, stored):
                 report.releases_new += 1
                 touched.setdefault(str(item.release["ocid"]), item.package_meta)
     for ocid in sorted(touched):
@@ -207,20 +208,30 @@ def _compile_ocid(session: Session, ocid: str, meta: dict[str, Any] | None, repo
         report.count(upsert_record(session, record))
 
 
-def _store_release(session: Session, release: dict[str, Any], meta: dict[str, Any] | None) -> bool:
+def _stored_releases(session: Session, chunk: list[SourceItem]) -> set[tuple[str, str, str]]:
+    """(ocid, release id, raw hash) of the chunk's releases already stored: one query per chunk."""
+    ocids = sorted({str(i.release["ocid"]) for i in chunk if i.kind == "release" and i.release is not None})
+    if not ocids:
+        return set()
+    rows = session.execute(select(Release.ocid, Release.release_id, Release.raw_hash)
+                           .where(Release.ocid.in_(ocids))).all()
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+def _store_release(session: Session, release: dict[str, Any], meta: dict[str, Any] | None,
+                   stored: set[tuple[str, str, str]]) -> bool:
     """Keep a raw release verbatim (JSON-safe); False when this exact release is already stored."""
     safe = json.loads(canonical_json(release))
     raw_hash = canonical_hash(safe)
-    ocid, release_id = str(safe["ocid"]), str(safe["id"])
-    exists = session.scalars(select(Release.id).where(
-        Release.ocid == ocid, Release.release_id == release_id, Release.raw_hash == raw_hash)).first()
-    if exists is not None:
+    key = (str(safe["ocid"]), str(safe["id"]), raw_hash)
+    if key in stored:
         return False
+    stored.add(key)
+    ocid, release_id = key[0], key[1]
     tags = safe.get("tag")
     session.add(Release(ocid=ocid, release_id=release_id, date=str(safe.get("date") or ""),
                         tags=tags if isinstance(tags, list) else [], raw_hash=raw_hash, raw=safe,
                         package_meta=json.loads(canonical_json(meta or {}))))
-    session.flush()
     return True
 
 

@@ -13,24 +13,12 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from testpaths import FIXTURES, ROOT, SHARED, SHARED_DATA  # noqa: F401  (re-exported for tests)
 
 from broker.cli import cli
 from broker.store.engine import make_engine, session_factory, upgrade
 from broker.store.models import Base
 
-ROOT = Path(__file__).resolve().parent.parent
-
-def _find_shared() -> Path:
-    """``../shared`` beside the checkout (CI), or beside the folder holding it (git worktrees)."""
-    for base in (ROOT.parent, ROOT.parent.parent):
-        if (base / "shared" / "data").is_dir():
-            return base / "shared"
-    return ROOT.parent / "shared"
-
-
-SHARED = _find_shared()
-SHARED_DATA = SHARED / "data"
-FIXTURES = ROOT / "fixtures"
 PG_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

@@ -136,3 +136,23 @@ def test_ingesting_a_file_twice_equals_ingesting_it_once(engine, batch):
     second = ingest_items(sessions, items, path="f.csv", file_sha="x")
     assert state() == once
     assert second.new == second.updated == 0
+
+
+def test_one_publishers_notices_sharing_a_title_stay_apart(session):
+    """Real CF data has award notices with the same buyer, title and deadline: distinct notices."""
+    first = _record(id="ocds-b5fd17-a", ocid="ocds-b5fd17-a", match_keys=("title:nyc|srma|none",))
+    second = _record(id="ocds-b5fd17-b", ocid="ocds-b5fd17-b", match_keys=("title:nyc|srma|none",))
+    upsert_record(session, first)
+    assert upsert_record(session, second) == "new"
+    session.commit()
+    assert _count(session, Opportunity) == 2
+
+
+def test_title_key_does_not_join_conflicting_references(session):
+    ocds = _record(match_keys=("cfref:dudley mbc|dn1", "title:dudley mbc|support|2025-02-14"))
+    csv = _record(id="cf-csv:x", source="contracts_finder_csv", ocid=None, raw_hash="c",
+                  match_keys=("cfref:dudley mbc|dn2", "title:dudley mbc|support|2025-02-14"))
+    upsert_record(session, ocds)
+    assert upsert_record(session, csv) == "new"
+    session.commit()
+    assert _count(session, Opportunity) == 2

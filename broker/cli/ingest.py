@@ -101,8 +101,8 @@ def quarantine_list(app: AppContext, limit: int | None, as_json: bool) -> None:
     if not rows:
         click.echo("The quarantine is empty.")
     for r in rows:
-        where = ", ".join(x for x in (r["locator"], f"field {r['field']}" if r["field"] else None) if x)
-        click.echo(f"#{r['id']} {r['file']}: {where}: {r['reason']}")
+        parts = [r["file"], r["locator"], f"field {r['field']}" if r["field"] else None]
+        click.echo(f"#{r['id']} " + ", ".join(p for p in parts if p) + f": {r['reason']}")
 
 
 def register(cli: click.Group) -> None:

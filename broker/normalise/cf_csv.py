@@ -13,13 +13,13 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from broker.errors import InputError
 from broker.normalise import cpv, dates, geography, money
+from broker.normalise.keys import reference_key, title_key
 from broker.normalise.record import OpportunityRecord, canonical_hash, canonical_json
 from broker.normalise.text import clean_text, match_key, one_line
 
@@ -115,7 +115,7 @@ def record_from_row(row: Mapping[str, str]) -> OpportunityRecord:
         is_framework=_is_framework(row, title, description, notice_type),
         is_dps=_is_dps(row, title, description),
         url=_url(row.get("Links")),
-        match_keys=(_reference_key(org, ref), _title_key(org, title, deadline)),
+        match_keys=tuple(k for k in (reference_key(org, ref), title_key(org, title, deadline)) if k),
     )
 
 
@@ -141,27 +141,6 @@ def cf_record_id(org: str, ref: str) -> str:
     """
     digest = hashlib.sha256(canonical_json([match_key(org), match_key(ref)]).encode("utf-8")).hexdigest()
     return f"cf-csv:{digest[:16]}"
-
-
-# TODO(lead): replace with broker.normalise.keys
-def _reference_key(buyer: str, ref: str) -> str:
-    return _fit_key(f"cfref:{match_key(buyer)}|{match_key(ref)}")
-
-
-# TODO(lead): replace with broker.normalise.keys
-def _title_key(buyer: str, title: str, deadline: datetime | None) -> str:
-    day = deadline.strftime("%Y-%m-%d") if deadline is not None else "none"
-    return _fit_key(f"title:{match_key(buyer)}|{match_key(title)}|{day}")
-
-
-# TODO(lead): replace with broker.normalise.keys (which needs the same guard)
-def _fit_key(key: str, limit: int = 255) -> str:
-    """Keys are stored in a VARCHAR(255) column (``opportunity_keys.key``); real CF titles run past 300
-    characters. A long key keeps a readable prefix and ends in a hash of the whole key."""
-    if len(key) <= limit:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return f"{key[:limit - len(digest) - 1]}#{digest}"
 
 
 def _field(column: str, parse: Callable[[], T]) -> T:

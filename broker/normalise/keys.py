@@ -15,6 +15,7 @@ deadline's date is the UK calendar day, so ``23:59:59`` BST and ``22:59:59Z`` ag
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from broker.normalise.dates import LONDON
@@ -22,6 +23,8 @@ from broker.normalise.text import match_key
 
 REFERENCE_PREFIX = "cfref:"
 TITLE_PREFIX = "title:"
+# Keys are stored in a VARCHAR(255) column; real Contracts Finder titles run past 300 characters.
+MAX_KEY = 255
 
 
 def reference_key(buyer: object, reference: object) -> str | None:
@@ -29,7 +32,7 @@ def reference_key(buyer: object, reference: object) -> str | None:
     b, r = match_key(buyer), match_key(reference)
     if not b or not r:
         return None
-    return f"{REFERENCE_PREFIX}{b}|{r}"
+    return _fit(f"{REFERENCE_PREFIX}{b}|{r}")
 
 
 def title_key(buyer: object, title: object, deadline: datetime | None) -> str | None:
@@ -44,4 +47,12 @@ def title_key(buyer: object, title: object, deadline: datetime | None) -> str | 
     if not b or not t:
         return None
     day = deadline.astimezone(LONDON).date().isoformat() if deadline is not None else "none"
-    return f"{TITLE_PREFIX}{b}|{t}|{day}"
+    return _fit(f"{TITLE_PREFIX}{b}|{t}|{day}")
+
+
+def _fit(key: str) -> str:
+    """A long key keeps a readable start and ends in a sha256 of the whole key (still unique)."""
+    if len(key) <= MAX_KEY:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return f"{key[:MAX_KEY - len(digest) - 1]}#{digest}"

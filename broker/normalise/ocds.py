@@ -84,10 +84,13 @@ def normalise_compiled(compiled: dict[str, Any], *, package_meta: dict[str, Any]
         raise InputError("the compiled release has no ocid", field="ocid")
     process = _process(ocid, compiled, package_meta)
     lots = _unique_lots(f.objs(process.tender.get("lots")))
-    if len(lots) > 1:
-        return [_record(process, lot_id, lot) for lot_id, lot in lots]
-    only = lots[0][1] if lots else None
-    return [_record(process, None, only)]
+    try:
+        if len(lots) > 1:
+            return [_record(process, lot_id, lot) for lot_id, lot in lots]
+        only = lots[0][1] if lots else None
+        return [_record(process, None, only)]
+    except ValueError as exc:  # the record refused a value (e.g. text no database can store)
+        raise InputError(str(exc), locator=f"ocid {ocid}") from None
 
 
 def _process(ocid: str, compiled: dict[str, Any], package_meta: dict[str, Any] | None) -> _Process:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from broker.errors import InputError
 from broker.normalise import cpv, dates, geography, money
-from broker.normalise.cf_csv import _title_key  # TODO(lead): replace with broker.normalise.keys
+from broker.normalise.keys import title_key
 from broker.normalise.record import OpportunityRecord, canonical_hash
 from broker.normalise.text import clean_text, match_key, one_line
 
@@ -116,7 +116,7 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
         nationwide=location.nationwide,
         vcse_suitable=_yes_no(fields.get("suitable_for_vcse") or ""),
         url=_url(fields.get("url") or ""),
-        match_keys=(_title_key(buyer, title, deadline),),
+        match_keys=tuple(k for k in (title_key(buyer, title, deadline),) if k),
     )
 
 

@@ -11,7 +11,6 @@ the two differ: ``row 57 (record 56, line 210)``.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import logging
@@ -22,6 +21,7 @@ from typing import IO
 from broker.errors import InputError
 from broker.normalise.cf_csv import record_from_row
 from broker.sources.base import ProgressCallback, SourceItem
+from broker.sources.encoding import NOT_UTF8, open_utf8_binary, scan_encoding
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,9 @@ def read_cf_csv(path: str, progress: ProgressCallback | None = None) -> Iterator
     Raises:
         InputError: the file cannot be opened, is empty, or its header lacks a required column.
     """
-    fh = _open_text(path)
+    fh = open_csv_text(path, progress)
     try:
-        records = csv_records(fh, progress)
+        records = csv_records(fh)
         header = _read_header(next(records, None), path)
     except BaseException:
         fh.close()
@@ -120,7 +120,8 @@ def csv_records(fh: IO[str], progress: ProgressCallback | None = None) -> Iterat
         except csv.Error as exc:
             fields, problem = None, f"not valid CSV: {exc}"
         row += 1
-        if progress is not None and buffer is not None and (pos := buffer.tell()) != last_pos:
+        if progress is not None and buffer is not None and buffer.seekable() \
+                and (pos := buffer.tell()) != last_pos:
             last_pos = pos
             progress(pos)
         yield CsvRecord(row, start_line, fields, tap.take(), problem)
@@ -197,45 +198,17 @@ def _item(rec: CsvRecord, header: list[str], path: str) -> SourceItem:
     return SourceItem(kind="record", locator=rec.locator, record=record)
 
 
-# TODO(lead): replace with broker.sources.encoding
-def _open_text(path: str) -> IO[str]:
-    """Open a text file in the encoding its bytes allow: UTF-8 (BOM or not), else cp1252, else latin-1.
-
-    The whole file is checked first (one streaming pass, bounded memory), because a reader that switched
-    encodings half-way would already have yielded wrongly decoded records.
-    """
-    encoding = _detect_encoding(path)
+def open_csv_text(path: str, progress: ProgressCallback | None = None) -> IO[str]:
+    """Open a CSV file as text in the encoding its bytes allow (UTF-8, with or without BOM, else
+    Windows-1252), warning when it is not UTF-8. The whole file is checked first in one streaming pass:
+    a reader that switched encodings half-way would already have yielded wrongly decoded records.
+    ``progress`` is called with the bytes of the file read so far."""
     try:
-        raw = open(path, "rb")  # closed with the TextIOWrapper that wraps it
+        encoding = scan_encoding(path)
+        binary, _ = open_utf8_binary(path, encoding=encoding, on_read=progress)
+        fh = io.TextIOWrapper(binary, encoding="utf-8", newline="")
     except OSError as exc:
         raise InputError(f"cannot open: {exc.strerror or exc}", file=path) from None
-    return io.TextIOWrapper(raw, encoding=encoding, newline="")
-
-
-def _detect_encoding(path: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-            if head.startswith(codecs.BOM_UTF8):
-                return "utf-8-sig"
-            if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-                return "utf-16"
-            fh.seek(0)
-            candidates = {name: codecs.getincrementaldecoder(name)() for name in ("utf-8", "cp1252")}
-            while chunk := fh.read(_CHUNK):
-                for name in list(candidates):
-                    try:
-                        candidates[name].decode(chunk)
-                    except UnicodeDecodeError:
-                        del candidates[name]
-            for name in ("utf-8", "cp1252"):
-                try:
-                    if name in candidates:
-                        candidates[name].decode(b"", final=True)
-                        return name
-                except UnicodeDecodeError:
-                    continue
-    except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror or exc}", file=path) from None
-    # ISO-8859-1 decodes every byte; cp1252 leaves five undefined.
-    return "latin-1"
+    if encoding in NOT_UTF8:
+        log.warning("%s is not UTF-8; read as %s", path, encoding)
+    return fh

@@ -22,9 +22,7 @@ import ijson
 from broker.errors import InputError
 from broker.normalise.private import COLUMNS, REQUIRED, canonical_fields, json_type, record_from_private
 from broker.sources.base import ProgressCallback, SourceItem
-
-# TODO(lead): replace _open_text with broker.sources.encoding
-from broker.sources.cf_csv import CsvRecord, _open_text, csv_records
+from broker.sources.cf_csv import CsvRecord, csv_records, open_csv_text
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +90,9 @@ class _State:
 
 
 def _open_csv(state: _State, progress: ProgressCallback | None) -> Iterator[SourceItem]:
-    fh = _open_text(state.path)
+    fh = open_csv_text(state.path, progress)
     try:
-        records = csv_records(fh, progress)
+        records = csv_records(fh)
         header = _csv_header(next(records, None), state.path)
     except BaseException:
         fh.close()
@@ -132,14 +130,12 @@ def _csv_header(rec: CsvRecord | None, path: str) -> list[str]:
 
 
 def _open_jsonl(state: _State, progress: ProgressCallback | None) -> Iterator[SourceItem]:
-    return _jsonl_items(_open_text(state.path), state, progress)
+    return _jsonl_items(open_csv_text(state.path, progress), state)
 
 
-def _jsonl_items(fh: IO[str], state: _State, progress: ProgressCallback | None) -> Iterator[SourceItem]:
+def _jsonl_items(fh: IO[str], state: _State) -> Iterator[SourceItem]:
     with fh:
         for number, line in enumerate(fh, start=1):
-            if progress is not None:
-                progress(fh.buffer.tell())
             text = line.rstrip("\r\n")
             if not text.strip():
                 continue

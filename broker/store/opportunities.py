@@ -15,6 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker.normalise.keys import REFERENCE_PREFIX
 from broker.normalise.record import OpportunityRecord, canonical_hash
 from broker.store.models import Opportunity, OpportunityKey, OpportunityVersion, SourceRecord
 
@@ -62,16 +63,37 @@ def upsert_record(session: Session, record: OpportunityRecord) -> Outcome:
 
 
 def _find_duplicate(session: Session, record: OpportunityRecord) -> str | None:
-    """The opportunity another source already filed under one of this record's keys, if any."""
+    """The opportunity another source already filed under one of this record's keys, if any.
+
+    A key only joins records from *different* sources: one publisher's two records are two notices,
+    even when they share buyer, title and deadline (real Contracts Finder data has such award notices).
+    Nor does a title key join two records whose buyer references disagree.
+    """
     if not record.match_keys:
         return None
-    rows = session.execute(select(OpportunityKey.key, OpportunityKey.opportunity_id)
-                           .where(OpportunityKey.key.in_(record.match_keys))).all()
-    found = dict(rows)
+    found = dict(session.execute(select(OpportunityKey.key, OpportunityKey.opportunity_id)
+                                 .where(OpportunityKey.key.in_(record.match_keys))).all())
+    own_refs = {k for k in record.match_keys if k.startswith(REFERENCE_PREFIX)}
     for key in record.match_keys:  # the record's own key order: reference keys before title keys
-        if key in found:
-            return found[key]
+        candidate = found.get(key)
+        if candidate is None or _same_source(session, candidate, record.source):
+            continue
+        if key.startswith(REFERENCE_PREFIX) or not _references_conflict(session, candidate, own_refs):
+            return candidate
     return None
+
+
+def _same_source(session: Session, opportunity_id: str, source: str) -> bool:
+    return session.scalars(select(SourceRecord.id).where(
+        SourceRecord.opportunity_id == opportunity_id, SourceRecord.source == source).limit(1)).first() is not None
+
+
+def _references_conflict(session: Session, opportunity_id: str, own_refs: set[str]) -> bool:
+    if not own_refs:
+        return False
+    theirs = set(session.scalars(select(OpportunityKey.key).where(
+        OpportunityKey.opportunity_id == opportunity_id, OpportunityKey.key.startswith(REFERENCE_PREFIX))))
+    return bool(theirs) and not (theirs & own_refs)
 
 
 def _register_keys(session: Session, keys: Sequence[str], opportunity_id: str) -> None:

@@ -9,7 +9,7 @@ import warnings
 from decimal import Decimal
 
 import pytest
-from conftest import SHARED_DATA
+from testpaths import SHARED_DATA
 
 from broker.errors import InputError
 from broker.normalise.compile import (

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, SHARED_DATA
+from testpaths import FIXTURES, SHARED_DATA
 
 from broker.errors import InputError
 from broker.sources.detect import FORMATS, PRIVATE_KEYS, detect_format

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from conftest import FIXTURES
+from testpaths import FIXTURES
 
 FOLDER = FIXTURES / "opportunities"
 HEADING = re.compile(r"^### `([^`]+)`\s*$", re.MULTILINE)

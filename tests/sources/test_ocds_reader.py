@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, SHARED_DATA
+from testpaths import FIXTURES, SHARED_DATA
 
 from broker.errors import InputError
 from broker.normalise.record import canonical_json
