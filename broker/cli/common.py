@@ -73,6 +73,7 @@ def show_progress() -> bool:
 
 def register_commands(cli: click.Group) -> None:
     from broker.cli import db as db_cmds
+    from broker.cli import rules as rules_cmds
 
-    for module in (db_cmds,):
+    for module in (db_cmds, rules_cmds):
         module.register(cli)
