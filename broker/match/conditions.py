@@ -11,9 +11,15 @@ A condition in a rule file is one of::
 durable-rules has no ``$not`` for a single fact's fields (its negation, ``none``, is a join construct), so
 ``not`` is pushed down to the leaves with De Morgan's laws and each comparison replaced by its complement
 (``eq``<->``ne``, ``lt``<->``ge``, ``le``<->``gt``, ``in``<->``not_in``). That is exact because every fact
-carries every vocabulary field with a non-null value of the declared type (vocabulary.py). ``in`` becomes
-``$or`` of equalities and ``not_in`` ``$and`` of inequalities. Only numbers are compared with ``lt``..``ge``:
-durable compares a string with a number as text (research/durable-rules.md §1.4).
+carries every vocabulary field with a non-null value of the declared type (vocabulary.py).
+
+The condition is then expanded into alternatives (disjunctive normal form; ``in`` gives one alternative per
+value, ``not_in`` a conjunction of inequalities), and each alternative becomes one durable rule: a flat
+``$and`` of constant comparisons. durable's ``$or`` is not used because, tested on 2.0.28, it fires a rule
+once per satisfied branch (``$or: [a == 1, b == 2]`` fires twice for a fact with both, nested ``$or``s
+multiply), and each ``$and``/``$or`` takes 2 of a rule's 31 expression slots (error 113,
+MAX_SEQUENCE_EXPRESSIONS in rete.h). Only numbers are compared with ``lt``..``ge``: durable compares a
+string with a number as text (research/durable-rules.md §1.4).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ ORDER_OPS = ("lt", "le", "gt", "ge")
 INT_LIMIT = 2**53
 MAX_DEPTH = 16
 MAX_SET_VALUES = 200
+# durable runs each alternative as its own rule; more would make the rule set slow and hard to audit.
+MAX_ALTERNATIVES = 64
+MAX_COMPARISONS = 40  # in one alternative; the engine's match stack holds 64 nodes (see rules.py)
 
 _COMPLEMENT = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le",
                "in": "not_in", "not_in": "in"}
@@ -225,31 +234,52 @@ def without_not(cond: Condition, negate: bool = False) -> Condition:
     return AllOf(items) if negate else AnyOf(items)
 
 
-def to_durable(cond: Condition) -> dict[str, Any]:
-    """durable-rules JSON for a condition over one fact (``not`` is rewritten first)."""
-    return _compile(without_not(cond))
+class TooComplex(ValueError):
+    """A condition expands into more alternatives than the engine takes."""
 
 
-def _compile(cond: Condition) -> dict[str, Any]:
+def alternatives(cond: Condition, limit: int = MAX_ALTERNATIVES) -> tuple[tuple[Leaf, ...], ...]:
+    """The condition as alternatives (disjunctive normal form): it holds when every comparison of at least
+    one alternative holds. Comparisons are ``eq``, ``ne``, ``lt``, ``le``, ``gt`` or ``ge``; ``in`` gives
+    one alternative per value and ``not_in`` one ``ne`` per value. Duplicates are dropped, order is kept.
+
+    Raises:
+        TooComplex: more than ``limit`` alternatives.
+    """
+    return _dnf(without_not(cond), limit)
+
+
+def _dnf(cond: Condition, limit: int) -> tuple[tuple[Leaf, ...], ...]:
     if isinstance(cond, Leaf):
-        return _compile_leaf(cond)
-    if isinstance(cond, Not):  # pragma: no cover - without_not removed them
-        raise AssertionError("not must be rewritten before compiling")
-    parts = [_compile(i) for i in cond.items]
-    if len(parts) == 1:
-        return parts[0]
-    return {"$and" if isinstance(cond, AllOf) else "$or": parts}
+        if cond.op == "in":
+            assert isinstance(cond.value, tuple)
+            out = tuple((Leaf(cond.field, "eq", v),) for v in cond.value)
+        elif cond.op == "not_in":
+            assert isinstance(cond.value, tuple)
+            out = (tuple(Leaf(cond.field, "ne", v) for v in cond.value),)
+        else:
+            out = ((cond,),)
+    elif isinstance(cond, AnyOf):
+        out = tuple(alt for item in cond.items for alt in _dnf(item, limit))
+    elif isinstance(cond, AllOf):
+        out = ((),)
+        for item in cond.items:
+            parts = _dnf(item, limit)
+            if len(out) * len(parts) > limit:
+                raise TooComplex(len(out) * len(parts))
+            out = tuple(a + b for a in out for b in parts)
+    else:  # pragma: no cover - without_not removed them
+        raise AssertionError("not must be rewritten first")
+    out = tuple(dict.fromkeys(tuple(dict.fromkeys(alt)) for alt in out))
+    if len(out) > limit:
+        raise TooComplex(len(out))
+    return out
 
 
-def _compile_leaf(leaf: Leaf) -> dict[str, Any]:
-    if leaf.op in SET_OPS:
-        assert isinstance(leaf.value, tuple)
-        op = "eq" if leaf.op == "in" else "ne"
-        parts = [_compile_leaf(Leaf(leaf.field, op, v)) for v in leaf.value]
-        return parts[0] if len(parts) == 1 else {"$or" if leaf.op == "in" else "$and": parts}
-    if leaf.op == "eq":
-        return {leaf.field: leaf.value}
-    return {_DURABLE_OP[leaf.op]: {leaf.field: leaf.value}}
+def to_durable(alternative: tuple[Leaf, ...]) -> list[dict[str, Any]]:
+    """durable-rules JSON for the comparisons of one alternative (the caller puts them in one ``$and``)."""
+    return [{leaf.field: leaf.value} if leaf.op == "eq" else {_DURABLE_OP[leaf.op]: {leaf.field: leaf.value}}
+            for leaf in alternative]
 
 
 def fields_of(cond: Condition) -> list[str]:

@@ -71,7 +71,7 @@ def parse_reason(template: object, kind: str, line: int, report: Callable[[int, 
             continue
         if spec or conversion or name not in fields:
             what = f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
-            why = (f"{name!r} is not a {kind} field" if name not in fields
+            why = (f"{name!r} is not a field of {kind} facts" if name not in fields
                    else "no format specs or conversions")
             report(line, f"reason placeholder {what}: {why}; write {{FIELD}} with a field from rules/README.md")
             ok = False

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import BrokerError
-from broker.match.conditions import Condition, fields_of, is_int, parse_condition
+from broker.match.conditions import (
+    MAX_ALTERNATIVES,
+    MAX_COMPARISONS,
+    Condition,
+    Leaf,
+    TooComplex,
+    alternatives,
+    fields_of,
+    is_int,
+    parse_condition,
+)
 from broker.match.reasons import Reason, parse_reason
 from broker.match.vocabulary import FACT_KINDS, field_map
 from broker.match.yamlfile import YamlProblem, load_yaml
@@ -103,6 +113,7 @@ class Rule:
     file: str
     line: int
     index: int  # position in the rule set: files by name, then rules in file order
+    alternatives: tuple[tuple[Leaf, ...], ...]  # ``when`` in disjunctive normal form, as the engine runs it
 
     @cached_property
     def inputs(self) -> tuple[str, ...]:
@@ -296,9 +307,24 @@ class _RuleChecker:
         when = parse_condition(raw["when"], kind, self.at(raw, "when"), self.report)
         effect = self.effect(raw["effect"], kind, self.at(raw, "effect"))
         reason = parse_reason(raw["reason"], kind, self.at(raw, "reason"), self.report)
-        if not self.ok or when is None or effect is None or reason is None:
+        alts = self.expand(when, self.at(raw, "when")) if when is not None else None
+        if not self.ok or when is None or effect is None or reason is None or alts is None:
             return None
-        return Rule(rid, raw["description"].strip(), kind, when, effect, reason, self.name, self.line, index)
+        return Rule(rid, raw["description"].strip(), kind, when, effect, reason, self.name, self.line, index,
+                    alts)
+
+    def expand(self, when: Condition, line: int) -> tuple[tuple[Leaf, ...], ...] | None:
+        """The engine's alternatives for a condition, within the engine's limits."""
+        try:
+            alts = alternatives(when)
+        except TooComplex as exc:
+            self.report(line, f"condition expands to {exc} or more alternatives (at most {MAX_ALTERNATIVES}): "
+                              "split the rule or use fewer any/in values under all")
+            return None
+        if max(map(len, alts)) > MAX_COMPARISONS:
+            self.report(line, f"condition needs more than {MAX_COMPARISONS} comparisons at once")
+            return None
+        return alts
 
     def effect(self, raw: Any, kind: str, line: int) -> Effect | None:
         if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in EFFECTS:

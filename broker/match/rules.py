@@ -1,21 +1,22 @@
 """Evaluate checked rules with durable-rules, behind the guardrails of research/durable-rules.md §6.
 
 This is the only module that imports durable. Every rule is a single-fact rule (no joins at all, so none of
-the inequality-join memory errors of §1.3) whose pattern starts with a fact-kind discriminator. Facts go in
-one at a time (never ``assert_facts``/``post_batch``, §2 "Batch API"), each with a unique type-prefixed
-id, into short sessions that are deleted after use (§3.3). Every value is type-checked against the
-vocabulary first: no None, float, NaN or numeric string ever reaches the engine (§1.4).
+the inequality-join memory errors of §1.3) whose pattern starts with a fact-kind discriminator; its layout
+is planned in ruleplan.py. Facts go in one at a time (never ``assert_facts``/``post_batch``, §2 "Batch
+API"), each with a unique type-prefixed id, into short sessions that are deleted after use (§3.3). Every
+value is type-checked against the vocabulary first: no None, float, NaN or numeric string ever reaches
+the engine (§1.4).
 
 Actions only record. Instead of durable's Python dispatcher (``Host.assert_fact`` -> ``_flush_actions``:
 a Closure, two wall-clock reads and a state write-back per action, with exceptions swallowed into
-``state['exception']``, issues #58/#305) the engine drains the activations of each asserted fact itself
-through the same C calls (``start_action_for_state``/``complete_and_start_action``). That is about 3.5x
-faster with several firings per fact (bench/rules_bench.py), and an error can only surface as a raised
+``state['exception']``, issues #58/#305) the engine drains each asserted fact's activations itself through
+the same C calls (``start_action_for_state``/``complete_and_start_action``). That is about 3.5x faster
+with several firings per fact (bench/rules_bench.py), and an error can only surface as a raised
 ``RuleEngineError``. It ties this module to durable-rules 2.0.28, which is pinned and checked at start.
 
 Two crashes found while building this (durable-rules 2.0.28, CPython 3.11, reproduced):
-  * ``delete_state`` on a session whose facts all matched no rule (nothing stored) is a SIGSEGV, so such a
-    session first gets a "sweep" fact that only the internal sweep rule matches;
+  * ``delete_state`` of a new Host's first session when no fact in it matched a rule (nothing stored) is a
+    SIGSEGV, so a session that stored nothing first gets a "sweep" fact that only the sweep rule matches;
   * two ids with the same 32-bit FNV-1 hash in one session raise MessageObservedException (§1.4, #376), so
     ids are hashed here first and a colliding fact goes to a separate session.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,29 +34,25 @@ from typing import Any
 import durable_rules_engine as dre
 from durable import engine as durable_engine
 
-from broker.errors import BrokerError
-from broker.match.conditions import INT_LIMIT, fields_of, to_durable
 from broker.match.rulefiles import Rule, RuleSet
-from broker.match.vocabulary import FACT_KINDS, VOCABULARY
+from broker.match.ruleplan import (
+    KIND_FIELD,
+    RESERVED_FIELDS,
+    SWEEP,
+    KindPlan,
+    RuleEngineError,
+    Shard,
+    check_facts,
+    plan,
+)
+from broker.match.vocabulary import FACT_KINDS
+
+__all__ = ["DURABLE_VERSION", "RESERVED_FIELDS", "SESSION_SIZE", "FactResult", "Firing", "RuleEngine",
+           "RuleEngineError", "fnv1_32"]
 
 DURABLE_VERSION = "2.0.28"
-KIND_FIELD = "fact_kind"  # the discriminator in every fact and every rule pattern
-RESERVED_FIELDS = ("id", "sid", KIND_FIELD)
 SESSION_SIZE = 5000  # facts per durable session; well under the ~50k where sessions slow down (§3.2)
-_SWEEP = "__sweep__"
-_ID = re.compile(r'[!#-\[\]-~]{1,200}\Z')  # printable ASCII without quote or backslash: hashed as given
 _NOT_HANDLED, _OBSERVED = 1, 2
-
-
-class RuleEngineError(BrokerError):
-    """The engine could not evaluate a fact (bad fact, engine anomaly). Fatal for the run."""
-
-    def __init__(self, message: str, *, rule_id: str | None = None, fact_id: object = None) -> None:
-        self.rule_id = rule_id
-        self.fact_id = fact_id
-        where = ", ".join(p for p in (f"fact {fact_id!r}" if fact_id is not None else "",
-                                      f"rule {rule_id}" if rule_id else "") if p)
-        super().__init__(f"{where}: {message}" if where else message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,44 +120,26 @@ class _Host(durable_engine.Host):
 
 
 @dataclass
-class _Kind:
-    """Per fact kind: the rules, the checks on a fact, and the fields sent to durable."""
-
-    kind: str
-    rules: tuple[Rule, ...]
-    keys: frozenset[str]
-    checks: tuple[tuple[str, type, frozenset[str] | None], ...]
-    send: tuple[str, ...]
-    by_id: dict[str, Rule] = field(default_factory=dict)
-
-
-@dataclass
 class _Compiled:
     """One Host with one rule set registered, reusable by successive engines (never concurrently)."""
 
     sha256: str
-    name: str
     host: _Host
-    handle: int
-    kinds: dict[str, _Kind]
+    kinds: dict[str, KindPlan]
+    handles: dict[str, int]  # shard name -> durable handle
     next_sid: int = 0
     healthy: bool = True
 
 
+@dataclass
+class _Session:
+    sid: str
+    hashes: set[int]
+    stored: set[str] = field(default_factory=set)  # shards in which a fact matched (so was stored)
+
+
 _POOL: dict[str, list[_Compiled]] = {}
 _POOL_LOCK = threading.Lock()
-
-
-def definition(ruleset: RuleSet) -> dict[str, Any]:
-    """The durable-rules JSON for a rule set: one single-fact rule per rule, salience = rule order."""
-    rules: dict[str, Any] = {}
-    for rule in ruleset.rules:
-        cond = to_durable(rule.when)
-        parts = cond["$and"] if list(cond) == ["$and"] else [cond]
-        pattern = {"$and": [{KIND_FIELD: rule.applies_to}, *parts]}
-        rules[rule.id] = {"all": [{"m": pattern}], "pri": rule.index, "run": rule.id}
-    rules[_SWEEP] = {"all": [{"m": {KIND_FIELD: _SWEEP}}], "pri": len(ruleset.rules), "run": _SWEEP}
-    return rules
 
 
 def _compile(ruleset: RuleSet) -> _Compiled:
@@ -169,27 +147,16 @@ def _compile(ruleset: RuleSet) -> _Compiled:
     if found != DURABLE_VERSION:
         raise RuleEngineError(f"the rules engine drives durable-rules {DURABLE_VERSION}'s C API directly; "
                               f"found {found} (pin durable-rules=={DURABLE_VERSION})")
-    name = f"broker-{ruleset.sha256[:16]}"
+    kinds = plan(ruleset)
+    shards = [s for k in kinds.values() for s in k.shards]
     host = _Host()
-    # durable deletes "run" from the dict it is given (PR #254): hand it a fresh copy.
-    host.set_rulesets(json.loads(json.dumps({name: definition(ruleset)})))
-    kinds = {k: _kind(k, ruleset.for_kind(k)) for k in FACT_KINDS}
-    return _Compiled(ruleset.sha256, name, host, host.get_ruleset(name)._handle, kinds)
-
-
-def _kind(kind: str, rules: tuple[Rule, ...]) -> _Kind:
-    fields = VOCABULARY[kind]
-    checks = tuple((f.name, f.type, frozenset(f.values) if f.values else None) for f in fields)
-    send = sorted({name for r in rules for name in fields_of(r.when)})
-    return _Kind(kind, rules, frozenset(f.name for f in fields) | {"id"}, checks, tuple(send),
-                 {r.id: r for r in rules})
-
-
-@dataclass
-class _Session:
-    sid: str
-    hashes: set[int]
-    stored: bool = False
+    try:
+        # durable deletes "run" from the dict it is given (PR #254): hand it a fresh copy.
+        host.set_rulesets(json.loads(json.dumps({s.name: s.definition for s in shards})))
+    except dre.error as exc:
+        raise RuleEngineError(f"durable-rules refused the rule set: {exc}") from exc
+    handles = {s.name: host.get_ruleset(s.name)._handle for s in shards}
+    return _Compiled(ruleset.sha256, host, kinds, handles)
 
 
 class RuleEngine:
@@ -206,7 +173,8 @@ class RuleEngine:
             raise ValueError("session_size must be positive")
         self.ruleset = ruleset
         self.session_size = session_size
-        self.sequence: list[tuple[str, str, str]] = []  # (kind, fact id, rule id) in durable's firing order
+        # (kind, fact id, durable rule "RULE-ID.N") in the order durable fired them, across evaluate calls
+        self.sequence: list[tuple[str, str, str]] = []
         self.stats = {"facts": 0, "firings": 0, "sessions": 0, "deleted": 0, "sweeps": 0, "split": 0}
         self._digest = hashlib.sha256()
         self._compiled: _Compiled | None = None
@@ -226,7 +194,7 @@ class RuleEngine:
                 _POOL.setdefault(compiled.sha256, []).append(compiled)
 
     def sequence_sha256(self) -> str:
-        """sha256 over "kind TAB fact id TAB rule id LF" for every firing so far, in firing order."""
+        """sha256 over "KIND TAB FACT-ID TAB RULE-ID.N LF" for every durable firing so far, in firing order."""
         return self._digest.hexdigest()
 
     def evaluate(self, kind: str, facts: Sequence[Mapping[str, Any]]) -> list[FactResult]:
@@ -245,74 +213,91 @@ class RuleEngine:
         if kind not in FACT_KINDS:
             raise RuleEngineError(f"unknown fact kind {kind!r} (one of {', '.join(FACT_KINDS)})")
         spec = self._compiled.kinds[kind]
-        ids = _check_facts(spec, facts)
-        fired: list[list[Firing]] = [[] for _ in facts]
-        if spec.rules:
+        ids = check_facts(spec, facts)
+        fired: list[list[str]] = [[] for _ in facts]
+        if spec.shards:
             for start in range(0, len(facts), self.session_size):
-                self._run_sessions(spec, facts, ids, range(start, min(start + self.session_size, len(facts))),
-                                   fired)
+                stop = min(start + self.session_size, len(facts))
+                self._run_sessions(spec, facts, ids, range(start, stop), fired)
         self.stats["facts"] += len(facts)
-        return [FactResult(facts[i]["id"], kind, tuple(sorted(f, key=lambda x: spec.by_id[x.rule_id].index)))
-                for i, f in enumerate(fired)]
+        results = []
+        for i, rule_ids in enumerate(fired):
+            # several alternatives of one rule may fire for a fact: the rule fires once, in rule order
+            rules = sorted({spec.by_id[r].index: spec.by_id[r] for r in rule_ids}.items())
+            results.append(FactResult(facts[i]["id"], kind, tuple(self._firing(r, facts[i], ids[i])
+                                                                  for _, r in rules)))
+        return results
+
+    def _firing(self, rule: Rule, fact: Mapping[str, Any], fact_id: str) -> Firing:
+        try:
+            effect = rule.effect
+            firing = Firing(rule.id, effect.kind, effect.points_for(fact), effect.flag,
+                            rule.reason.render(fact), {name: fact[name] for name in rule.inputs})
+        except Exception as exc:  # a failed "action" must never become a silently missing decision
+            raise RuleEngineError(f"recording the firing failed: {exc!r}", rule_id=rule.id,
+                                  fact_id=fact_id) from exc
+        self.stats["firings"] += 1
+        return firing
 
     # --- sessions -------------------------------------------------------------------------------------
 
-    def _run_sessions(self, spec: _Kind, facts: Sequence[Mapping[str, Any]], ids: list[str],
-                      positions: range, fired: list[list[Firing]]) -> None:
+    def _run_sessions(self, spec: KindPlan, facts: Sequence[Mapping[str, Any]], ids: list[str],
+                      positions: range, fired: list[list[str]]) -> None:
         assert self._compiled is not None
         sessions: list[_Session] = []
         try:
             for pos in positions:
                 did = f"{spec.kind}:{ids[pos]}"
-                h = fnv1_32(did)
-                if sessions and h not in sessions[0].hashes:
-                    session = sessions[0]
-                else:  # the first fact, or an id-hash collision: the first session without this hash
-                    session = next((s for s in sessions if h not in s.hashes), None)
-                if session is None:
-                    session = self._new_session()
-                    self.stats["split"] += bool(sessions)
-                    sessions.append(session)
-                session.hashes.add(h)
+                session = self._session_for(sessions, fnv1_32(did))
                 payload = {name: facts[pos][name] for name in spec.send}
                 payload.update({KIND_FIELD: spec.kind, "id": did, "sid": session.sid})
-                for rule_id in self._assert(payload, session, ids[pos], spec.by_id):
-                    try:
-                        fired[pos].append(self._firing(spec, rule_id, facts[pos]))
-                    except Exception as exc:  # the "action" failed: never a silently missing decision
-                        raise RuleEngineError(f"recording the firing failed: {exc!r}", rule_id=rule_id,
-                                              fact_id=ids[pos]) from exc
-            self._close(sessions)
+                text = json.dumps(payload, ensure_ascii=False)
+                for shard in spec.shards:
+                    for name in self._assert(shard, text, did, session, ids[pos]):
+                        fired[pos].append(shard.rule_of[name])
+                        self.sequence.append((spec.kind, ids[pos], name))
+                        self._digest.update(f"{spec.kind}\t{ids[pos]}\t{name}\n".encode())
+            self._close(spec, sessions)
         except BaseException:
             # A half-drained or undeleted session: this Host is never reused (nor cleaned: sweeping or
             # deleting a session in an unknown state risks a crash that would hide this error).
             self._compiled.healthy = False
             raise
 
-    def _new_session(self) -> _Session:
-        assert self._compiled is not None
-        self._compiled.next_sid += 1
-        self.stats["sessions"] += 1
-        return _Session(str(self._compiled.next_sid), {fnv1_32(_SWEEP)})
+    def _session_for(self, sessions: list[_Session], h: int) -> _Session:
+        """The first open session without this id hash (a collision opens another session)."""
+        if sessions and h not in sessions[0].hashes:
+            session = sessions[0]
+        else:
+            session = next((s for s in sessions if h not in s.hashes), None)  # type: ignore[assignment]
+            if session is None:
+                assert self._compiled is not None
+                self._compiled.next_sid += 1
+                self.stats["sessions"] += 1
+                self.stats["split"] += bool(sessions)
+                session = _Session(str(self._compiled.next_sid), {fnv1_32(SWEEP)})
+                sessions.append(session)
+        session.hashes.add(h)
+        return session
 
-    def _close(self, sessions: list[_Session]) -> None:
-        """delete_state every session (§3.3); one with nothing stored is swept first (it would crash)."""
+    def _close(self, spec: KindPlan, sessions: list[_Session]) -> None:
+        """delete_state every session (§3.3); one that stored nothing is swept first (it would crash)."""
         assert self._compiled is not None
         for s in sessions:
-            if not s.stored:
-                self.stats["sweeps"] += 1
-                swept = self._assert({KIND_FIELD: _SWEEP, "id": _SWEEP, "sid": s.sid}, s, _SWEEP, {_SWEEP: None})
-                if swept != [_SWEEP]:
-                    self._compiled.healthy = False
-                    raise RuleEngineError(f"sweeping session {s.sid} fired {swept}")
-            self._compiled.host.delete_state(self._compiled.name, s.sid)
+            for shard in spec.shards:
+                if shard.name not in s.stored:
+                    self.stats["sweeps"] += 1
+                    text = json.dumps({KIND_FIELD: SWEEP, "id": SWEEP, "sid": s.sid})
+                    swept = self._assert(shard, text, SWEEP, s, SWEEP)
+                    if swept != [SWEEP]:
+                        raise RuleEngineError(f"sweeping session {s.sid} of {shard.name} fired {swept}")
+                self._compiled.host.delete_state(shard.name, s.sid)
             self.stats["deleted"] += 1
 
-    def _assert(self, payload: dict[str, Any], session: _Session, fact_id: str,
-                rule_ids: Mapping[str, object]) -> list[str]:
-        """Assert one fact and drain its activations; the rule ids in the order durable fired them."""
-        handle = self._compiled.handle if self._compiled else 0
-        text = json.dumps(payload, ensure_ascii=False)
+    def _assert(self, shard: Shard, text: str, did: str, session: _Session, fact_id: str) -> list[str]:
+        """Assert one fact into one shard and drain its activations: durable rule names in firing order."""
+        assert self._compiled is not None
+        handle = self._compiled.handles[shard.name]
         try:
             code, state = dre.assert_fact(handle, text)
         except (dre.error, UnicodeError, ValueError) as exc:
@@ -324,87 +309,35 @@ class RuleEngine:
                                   "or a duplicate id); the run is not trustworthy", fact_id=fact_id)
         if code != 0:
             raise RuleEngineError(f"unexpected durable-rules result {code}", fact_id=fact_id)
-        session.stored = True
-        return self._drain(handle, state, payload, text, fact_id, rule_ids)
-
-    def _drain(self, handle: int, state: int, payload: dict[str, Any], text: str, fact_id: str,
-               rule_ids: Mapping[str, object]) -> list[str]:
-        fired: list[str] = []
+        session.stored.add(shard.name)
         started = dre.start_action_for_state(handle, state)
         if started is not None and '"exception"' in started[0]:
             raise RuleEngineError(f"durable-rules state holds an exception: {started[0][:500]}", fact_id=fact_id)
+        fired: list[str] = []
         messages = started[1] if started is not None else None
         suffix = '":{"m":' + text + "}}"
         while messages:
-            rule_id = _fired_rule(messages, suffix, payload["id"], fact_id, rule_ids)
-            fired.append(rule_id)
-            if rule_id != _SWEEP:
-                kind = payload[KIND_FIELD]
-                self.sequence.append((kind, fact_id, rule_id))
-                self._digest.update(f"{kind}\t{fact_id}\t{rule_id}\n".encode())
+            fired.append(_fired_rule(messages, suffix, did, fact_id, shard))
             messages = dre.complete_and_start_action(handle, state)
         return fired
 
-    def _firing(self, spec: _Kind, rule_id: str, fact: Mapping[str, Any]) -> Firing:
-        rule = spec.by_id[rule_id]  # _fired_rule checked it is a rule for this kind
-        self.stats["firings"] += 1
-        effect = rule.effect
-        return Firing(rule.id, effect.kind, effect.points_for(fact), effect.flag, rule.reason.render(fact),
-                      {name: fact[name] for name in rule.inputs})
 
-
-def _fired_rule(messages: str, suffix: str, did: str, fact_id: str, rule_ids: Mapping[str, object]) -> str:
-    """The rule id of one activation, checking it is about the fact just asserted.
+def _fired_rule(messages: str, suffix: str, did: str, fact_id: str, shard: Shard) -> str:
+    """The durable rule name of one activation, checking it is about the fact just asserted.
 
     durable hands back the asserted JSON text verbatim as ``{"RULE":{"m":FACT}}``; comparing the text is
     exact and much cheaper than parsing it. Anything else is parsed and its id compared.
     """
-    if messages.startswith('{"') and messages.endswith(suffix) and messages[2:-len(suffix)] in rule_ids:
+    known = shard.definition
+    if messages.startswith('{"') and messages.endswith(suffix) and messages[2:-len(suffix)] in known:
         return messages[2:-len(suffix)]
     try:
-        activation = json.loads(messages)
-        (rule_id, match), = activation.items()
+        (name, match), = json.loads(messages).items()
         matched = match["m"]["id"]
     except (ValueError, KeyError, TypeError) as exc:
         raise RuleEngineError(f"unreadable durable-rules activation {messages[:200]!r}",
                               fact_id=fact_id) from exc
-    if matched != did or rule_id not in rule_ids:
-        raise RuleEngineError(f"unexpected activation of {rule_id!r} for {matched!r} while asserting {did!r}",
-                              rule_id=str(rule_id), fact_id=fact_id)
-    return str(rule_id)
-
-
-def _check_facts(spec: _Kind, facts: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Check every fact against the vocabulary before any reaches the engine; the ids as text."""
-    ids: list[str] = []
-    seen: set[str] = set()
-    for pos, fact in enumerate(facts):
-        fid = _check_fact(spec, fact, pos)
-        if fid in seen:
-            raise RuleEngineError("two facts have the same id", fact_id=fid)
-        seen.add(fid)
-        ids.append(fid)
-    return ids
-
-
-def _check_fact(spec: _Kind, fact: Mapping[str, Any], pos: int) -> str:
-    if not isinstance(fact, Mapping):
-        raise RuleEngineError(f"{spec.kind} fact #{pos} is not a mapping")
-    fid = fact.get("id")
-    if type(fid) is int:
-        fid = str(fid)
-    elif not isinstance(fid, str) or not _ID.match(fid):
-        raise RuleEngineError(f"{spec.kind} fact #{pos} needs an id: an int or up to 200 printable ASCII "
-                              f"characters without quotes or backslashes (got {fid!r})")
-    if fact.keys() != spec.keys:
-        missing = sorted(spec.keys - fact.keys())
-        extra = sorted(map(str, fact.keys() - spec.keys))
-        raise RuleEngineError(f"{spec.kind} fact fields differ from the vocabulary: missing {missing}, "
-                              f"unknown {extra}", fact_id=fid)
-    for name, typ, allowed in spec.checks:
-        value = fact[name]
-        if type(value) is not typ or (typ is int and not -INT_LIMIT <= value <= INT_LIMIT) or (
-                allowed is not None and value not in allowed):
-            expected = f"one of {sorted(allowed)}" if allowed else typ.__name__
-            raise RuleEngineError(f"field {name} must be {expected}, not {value!r}", fact_id=fid)
-    return fid
+    if matched != did or name not in known:
+        raise RuleEngineError(f"unexpected activation of {name!r} for {matched!r} while asserting {did!r}",
+                              rule_id=str(name), fact_id=fact_id)
+    return str(name)

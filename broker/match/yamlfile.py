@@ -74,6 +74,9 @@ def load_yaml(text: str) -> Any:
 def _build(loader: _Loader, node: Node) -> Any:
     line = node.start_mark.line + 1
     if isinstance(node, ScalarNode):
+        if node.tag == _CORE + "timestamp":
+            raise YamlProblem(line, f"{node.value} reads as a date; dates are not values in rules "
+                                    "(quote it if it is text)")
         if node.tag not in _SCALAR_TAGS:
             raise YamlProblem(line, f"YAML tag {node.tag!r} is not allowed in rule files")
         return loader.construct_object(node, deep=True)
