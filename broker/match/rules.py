@@ -29,7 +29,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import durable_rules_engine as dre
 from durable import engine as durable_engine
@@ -55,9 +55,12 @@ SESSION_SIZE = 5000  # facts per durable session; well under the ~50k where sess
 _NOT_HANDLED, _OBSERVED = 1, 2
 
 
-@dataclass(frozen=True, slots=True)
-class Firing:
-    """One rule that fired for one fact, with its reason in words and the values it looked at."""
+class Firing(NamedTuple):
+    """One rule that fired for one fact, with its reason in words and the values it looked at.
+
+    A named tuple rather than a frozen dataclass: a nightly run makes over a million of these, and a
+    tuple is several times cheaper to build.
+    """
 
     rule_id: str
     effect: str  # reject | score | flag | needs_consortium
@@ -175,6 +178,8 @@ class RuleEngine:
         self.session_size = session_size
         # (kind, fact id, durable rule "RULE-ID.N") in the order durable fired them, across evaluate calls
         self.sequence: list[tuple[str, str, str]] = []
+        # facts evaluated, durable activations, sessions opened / deleted / swept, sessions opened because
+        # of an id-hash collision
         self.stats = {"facts": 0, "firings": 0, "sessions": 0, "deleted": 0, "sweeps": 0, "split": 0}
         self._digest = hashlib.sha256()
         self._compiled: _Compiled | None = None
@@ -220,6 +225,7 @@ class RuleEngine:
                 stop = min(start + self.session_size, len(facts))
                 self._run_sessions(spec, facts, ids, range(start, stop), fired)
         self.stats["facts"] += len(facts)
+        self.stats["firings"] += sum(map(len, fired))
         results = []
         for i, rule_ids in enumerate(fired):
             # several alternatives of one rule may fire for a fact: the rule fires once, in rule order
@@ -236,7 +242,6 @@ class RuleEngine:
         except Exception as exc:  # a failed "action" must never become a silently missing decision
             raise RuleEngineError(f"recording the firing failed: {exc!r}", rule_id=rule.id,
                                   fact_id=fact_id) from exc
-        self.stats["firings"] += 1
         return firing
 
     # --- sessions -------------------------------------------------------------------------------------
@@ -266,19 +271,17 @@ class RuleEngine:
 
     def _session_for(self, sessions: list[_Session], h: int) -> _Session:
         """The first open session without this id hash (a collision opens another session)."""
-        if sessions and h not in sessions[0].hashes:
-            session = sessions[0]
-        else:
-            session = next((s for s in sessions if h not in s.hashes), None)  # type: ignore[assignment]
-            if session is None:
-                assert self._compiled is not None
-                self._compiled.next_sid += 1
-                self.stats["sessions"] += 1
-                self.stats["split"] += bool(sessions)
-                session = _Session(str(self._compiled.next_sid), {fnv1_32(SWEEP)})
-                sessions.append(session)
-        session.hashes.add(h)
-        return session
+        found = sessions[0] if sessions and h not in sessions[0].hashes else None
+        found = found or next((s for s in sessions if h not in s.hashes), None)
+        if found is None:
+            assert self._compiled is not None
+            self._compiled.next_sid += 1
+            self.stats["sessions"] += 1
+            self.stats["split"] += bool(sessions)
+            found = _Session(str(self._compiled.next_sid), {fnv1_32(SWEEP)})
+            sessions.append(found)
+        found.hashes.add(h)
+        return found
 
     def _close(self, spec: KindPlan, sessions: list[_Session]) -> None:
         """delete_state every session (§3.3); one that stored nothing is swept first (it would crash)."""

@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 import zlib
@@ -434,6 +436,37 @@ def test_a_rule_whose_alternatives_both_hold_fires_once() -> None:
         (result,) = engine.evaluate("pair", [fact("pair", "p", is_dps=True, is_framework=True)])
         assert [name for _, _, name in engine.sequence] == ["either.0", "either.1", "either.2"]
     assert [(f.rule_id, f.points) for f in result.firings] == [("either", 3)]
+
+
+VALGRIND_RUN = """
+import sys
+sys.path.insert(0, 'tests/match')
+from test_rules_engine import RULES, synthetic
+from broker.match.rulefiles import load_rules_from_texts
+from broker.match.rules import RuleEngine
+with RuleEngine(RULES, session_size=60) as e:
+    for kind, n in (('party', 50), ('opportunity', 150), ('pair', 300)):
+        e.evaluate(kind, synthetic(kind, n))
+rule = ('  - {{id: r{0:03d}, description: d, applies_to: pair, when: {{any: [{{field: keyword_hits, ne: {0}}}, '
+        '{{field: status, in: [open, closed]}}]}}, effect: {{score: 1}}, reason: r}}\\n')
+many = load_rules_from_texts([('m.yaml', 'rules:\\n' + ''.join(rule.format(i) for i in range(80)))])
+with RuleEngine(many, session_size=20) as e:
+    e.evaluate('pair', synthetic('pair', 100))
+print('done')
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_durable_is_valgrind_clean_on_these_rule_shapes() -> None:
+    # Guardrail 3 (research §6): the C engine must make no invalid memory access on our rule shapes
+    # (flat conjunctions, sweeps, several shards). CPython's own valgrind noise is ignored.
+    env = dict(os.environ, PYTHONMALLOC="malloc")
+    proc = subprocess.run(["valgrind", "-q", sys.executable, "-c", VALGRIND_RUN], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=900)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-3000:]
+    assert not re.search(r"Invalid (read|write|free)", proc.stderr), proc.stderr[-5000:]
+    assert "durable_rules_engine" not in proc.stderr, proc.stderr[-5000:]
 
 
 def test_kind_without_rules_needs_no_engine_work() -> None:
