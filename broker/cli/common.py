@@ -77,6 +77,7 @@ def register_commands(cli: click.Group) -> None:
     from broker.cli import fetch as fetch_cmds
     from broker.cli import ingest as ingest_cmds
     from broker.cli import opportunities as opportunities_cmds
+    from broker.cli import rules as rules_cmds
 
-    for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds):
+    for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds, rules_cmds):
         module.register(cli)
