@@ -6,6 +6,7 @@ manifest; the order in which rules fired is digested separately (the sequence di
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,8 +21,10 @@ def decision_hash(decision: dict[str, Any]) -> str:
     return canonical_hash({k: decision[k] for k in DECISION_FIELDS})
 
 
-def decision_digest(hashes: Iterable[str]) -> str:
-    return canonical_hash(sorted(hashes))
+def decision_digest(hashes: Iterable[str | bytes]) -> str:
+    """sha256 over the sorted decision hashes: the same set of decisions in any order, same digest."""
+    raw = sorted(h if isinstance(h, bytes) else bytes.fromhex(h) for h in hashes)
+    return hashlib.sha256(b"".join(raw)).hexdigest()
 
 
 def sequence_digest(sequence: Sequence[Sequence[str]]) -> str:

@@ -171,10 +171,12 @@ class RuleEngine:
             digest = engine.sequence_sha256()
     """
 
-    def __init__(self, ruleset: RuleSet, *, session_size: int = SESSION_SIZE) -> None:
+    def __init__(self, ruleset: RuleSet, *, session_size: int = SESSION_SIZE, keep_sequence: bool = True) -> None:
         if session_size < 1:
             raise ValueError("session_size must be positive")
         self.ruleset = ruleset
+        # A national run fires millions of rules: it keeps only the running digest of the sequence.
+        self.keep_sequence = keep_sequence
         self.session_size = session_size
         # (kind, fact id, durable rule "RULE-ID.N") in the order durable fired them, across evaluate calls
         self.sequence: list[tuple[str, str, str]] = []
@@ -260,7 +262,8 @@ class RuleEngine:
                 for shard in spec.shards:
                     for name in self._assert(shard, text, did, session, ids[pos]):
                         fired[pos].append(shard.rule_of[name])
-                        self.sequence.append((spec.kind, ids[pos], name))
+                        if self.keep_sequence:
+                            self.sequence.append((spec.kind, ids[pos], name))
                         self._digest.update(f"{spec.kind}\t{ids[pos]}\t{name}\n".encode())
             self._close(spec, sessions)
         except BaseException:
