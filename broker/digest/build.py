@@ -125,9 +125,9 @@ def build_digests(session: Session, *, as_of: date, outbox: Path,
     Commits every ``COMMIT_EVERY`` new digests and at the end (files first: see the module docstring).
     For each item of a new digest calls ``introduced_callback(session, opportunity_id, party_id,
     cause="digest:<id>", as_of=as_of)`` in the same transaction as the digest; ``party_id`` is the
-    matched party (a consortium for a consortium item). Recipients skipped (no valid address, lead not in the
-    directory) are listed on the result's ``skipped``; their matches, like those of recipients who opted
-    out, stay unsent for a later night.
+    matched party (a consortium for a consortium item). Recipients skipped (no valid address, lead not
+    in the directory) are listed on the result's ``skipped``; their matches, like those of recipients
+    who opted out, stay unsent for a later night.
 
     Raises:
         ConfigError: bad settings (sender address, cap, ...).

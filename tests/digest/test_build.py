@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AS_OF, World, deadline
+from digest_world import AS_OF, World, deadline
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import World
+from digest_world import World
 
 from broker.cli.digest import _ledger_hook
 

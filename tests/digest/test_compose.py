@@ -7,7 +7,7 @@ from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from conftest import AS_OF, World, deadline
+from digest_world import AS_OF, World, deadline
 
 from broker.digest import DigestSettings, build_digests, mime
 from broker.digest.compose import render_message

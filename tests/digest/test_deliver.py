@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import AS_OF, World
+from digest_world import AS_OF, World
 from sqlalchemy import select
 
 from broker.digest import SmtpSettings, build_digests, deliver, parse_host_port, set_preferences

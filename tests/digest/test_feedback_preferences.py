@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from conftest import AS_OF, World
+from digest_world import AS_OF, World
 from sqlalchemy import delete, select
 
 from broker.digest import build_digests, record_feedback, resolve_reference, set_preferences, show_preferences
