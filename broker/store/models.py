@@ -308,3 +308,90 @@ class Match(Base):
     status: Mapped[str] = mapped_column(String(16))  # active | withdrawn
     first_run_id: Mapped[str] = mapped_column(String(40))
     last_run_id: Mapped[str] = mapped_column(String(40))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Digests (issue 6): what each VCSE was sent, the SMTP delivery log, feedback and per-VCSE preferences.
+# Owned by broker/digest. "Never the same opportunity twice" is the unique constraint on DigestItem.
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Digest(Base):
+    """One digest to one recipient (a VCSE) for one business date. Its id is derived from the pair."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("recipient_id", "as_of"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    recipient_id: Mapped[str] = mapped_column(String(255), index=True)
+    as_of: Mapped[str] = mapped_column(String(10), index=True)  # business date, YYYY-MM-DD
+    file_name: Mapped[str] = mapped_column(String(255), unique=True)  # relative to the outbox
+    message_id: Mapped[str] = mapped_column(String(255))
+    to_address: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    item_count: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]  # the rendering context: re-rendering it gives the same bytes
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | delivered | rejected | cancelled
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_as_of: Mapped[str | None] = mapped_column(String(10))
+    delivered_at: Mapped[datetime | None]  # wall clock: metadata only
+
+
+class DigestItem(Base):
+    """An opportunity included in a digest. Unique per (recipient, opportunity): never sent twice."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (UniqueConstraint("recipient_id", "opportunity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest_id: Mapped[str] = mapped_column(String(40), ForeignKey("digests.id"), index=True)
+    recipient_id: Mapped[str] = mapped_column(String(255))
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+    party_id: Mapped[str] = mapped_column(String(255))  # the matched party: the VCSE or its consortium
+    party_type: Mapped[str] = mapped_column(String(24))
+    position: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)  # the code a VCSE quotes in a reply
+
+
+class DigestDelivery(Base):
+    """The SMTP delivery log: one row per attempt. Append-only."""
+
+    __tablename__ = "digest_deliveries"
+    __table_args__ = (UniqueConstraint("digest_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest_id: Mapped[str] = mapped_column(String(40), ForeignKey("digests.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # sent | failed | rejected
+    error: Mapped[str | None] = mapped_column(Text)
+    as_of: Mapped[str] = mapped_column(String(10))
+    logged_at: Mapped[datetime]  # wall clock: metadata only
+
+
+class DigestFeedback(Base):
+    """A party's feedback on an opportunity: not relevant (suppresses it) or interested."""
+
+    __tablename__ = "digest_feedback"
+    __table_args__ = (UniqueConstraint("party_id", "opportunity_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    party_id: Mapped[str] = mapped_column(String(255), index=True)
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # not_relevant | interested
+    reason: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(16))
+    as_of: Mapped[str] = mapped_column(String(10))
+
+
+class DigestPreference(Base):
+    """Per-VCSE digest settings, kept apart from the directory so a re-import does not erase them."""
+
+    __tablename__ = "digest_preferences"
+
+    party_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    opt_in: Mapped[bool | None] = mapped_column(Boolean)  # None: the directory's digest_opt_in decides
+    digest_cap: Mapped[int | None] = mapped_column(Integer)
+    min_score: Mapped[int | None] = mapped_column(Integer)
