@@ -49,7 +49,7 @@ class Opportunity(Base):
     lad_code: Mapped[str | None] = mapped_column(String(16))
     itl_code: Mapped[str | None] = mapped_column(String(16))
     region: Mapped[str | None] = mapped_column(String(80))
-    regions: Mapped[list[Any]]
+    regions: Mapped[list[Any]] = mapped_column(JSON, default=list)
     cluster: Mapped[str | None] = mapped_column(String(120), index=True)
     nationwide: Mapped[bool] = mapped_column(Boolean)
     sme_suitable: Mapped[bool | None] = mapped_column(Boolean)
