@@ -263,7 +263,8 @@ class BlockingIndex:
             chunk = rows[start:start + self.params.chunk_rows]
             size = len(chunk) * n_p
             q, docs, contrib = self.party_index.gather(*self.opp_rows.triples(chunk))
-            total = np.bincount(q * n_p + docs, weights=contrib, minlength=size)
+            # (bincount of nothing is an int array: make it float either way)
+            total = np.bincount(q * n_p + docs, weights=contrib, minlength=size).astype(np.float64, copy=False)
             q, docs, contrib = self.cpv_party_index.gather(*self.cpv_opp_rows.triples(chunk))
             if len(q):
                 cpv = np.bincount(q * n_p + docs, weights=contrib, minlength=size)
