@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
 import numpy as np
 
-from broker.errors import InputError, NotFound
+from broker.errors import ConfigError, InputError, NotFound
 from broker.match import fit
 from broker.match.model import OpportunityView, PartyView
 from broker.match.textindex import (
@@ -63,6 +63,18 @@ class CandidateParams:
     min_cpv_digits: int = 2  # 2 = same division proposes; 3 group, 4 class, 5 category
     skip_inactive: bool = True
     chunk_rows: int = 256
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or self.chunk_rows < 1:
+            raise ConfigError("top_k and chunk_rows must be at least 1")
+        if not 0.0 < self.max_df_fraction <= 1.0:
+            raise ConfigError(f"max_df_fraction must be in (0, 1], got {self.max_df_fraction}")
+        if not 2 <= self.min_cpv_digits <= 5:
+            raise ConfigError(f"min_cpv_digits must be 2 (division) to 5 (category), got {self.min_cpv_digits}")
+        weights = (self.title_weight, self.cpv_label_weight, self.description_weight, self.capability_weight,
+                   self.keyword_weight, self.cpv_weight)
+        if min(weights) < 0:
+            raise ConfigError("blocking weights must not be negative")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,7 +302,13 @@ class BlockingIndex:
 
     def candidates(self, opportunity_ids: Iterable[str] | None = None,
                    party_ids: Iterable[str] | None = None) -> list[Candidate]:
-        """Proposed pairs, sorted by opportunity id then party id.
+        """Proposed pairs as a list; see ``iter_candidates``."""
+        return list(self.iter_candidates(opportunity_ids, party_ids))
+
+    def iter_candidates(self, opportunity_ids: Iterable[str] | None = None,
+                        party_ids: Iterable[str] | None = None) -> Iterator[Candidate]:
+        """Proposed pairs, sorted by opportunity id then party id, produced opportunity by opportunity
+        (a full re-match at national scale is over a million pairs: stream them).
 
         With neither argument: every live opportunity against every party (a full re-match). Otherwise
         only pairs whose opportunity is in ``opportunity_ids`` (new opportunities against all parties) or
@@ -309,18 +327,17 @@ class BlockingIndex:
         return self._collect(rows, new_opps, new_parties)
 
     def _collect(self, rows: np.ndarray, new_opps: set[str] | None,
-                 new_parties: set[str] | None) -> list[Candidate]:
+                 new_parties: set[str] | None) -> Iterator[Candidate]:
         keep_parties = np.zeros(len(self.parties), dtype=bool)
         for pid in new_parties or ():
             keep_parties[self.party_pos[pid]] = True
-        out: list[Candidate] = []
         for row, scores in self._scores(rows):
             ranked = self._ranked(row, scores)[: self.params.top_k]
             everyone = new_opps is None or self.opps[row].id in new_opps
-            picked = [(rank, int(j)) for rank, j in enumerate(ranked, 1) if everyone or keep_parties[j]]
-            picked.sort(key=lambda rj: self.parties[rj[1]].id)
-            out.extend(self._candidate(row, j, int(scores[j]), rank) for rank, j in picked)
-        return out
+            # Party indices follow sorted party ids, so sorting by index sorts by id.
+            picked = sorted((int(j), rank) for rank, j in enumerate(ranked, 1) if everyone or keep_parties[j])
+            for j, rank in picked:
+                yield self._candidate(row, j, int(scores[j]), rank)
 
     def _candidate(self, row: int, j: int, score: int, rank: int) -> Candidate:
         o, p = self.opps[row], self.parties[j]

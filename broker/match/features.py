@@ -19,9 +19,10 @@ only on that pair and the ``Levels``: explaining or replaying one pair gives the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -71,15 +72,17 @@ class Keyword:
     stems: tuple[str, ...]
     terms: tuple[str, ...]
     acronym: str = ""
+    words: frozenset[str] = frozenset()
 
 
+@lru_cache(maxsize=1 << 14)
 def prepare_keyword(text: str) -> Keyword:
     """An ALL-CAPS word of 2-6 letters matches only that acronym, as written (Stotles' convention)."""
     raw = text.strip()
     if 2 <= len(raw) <= 6 and raw.isalnum() and raw.isupper():
         return Keyword(raw, (), (), raw)
     stems = phrase_stems(raw)
-    return Keyword(raw, stems, phrase_terms(stems))
+    return Keyword(raw, stems, phrase_terms(stems), "", analyse(raw).words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ def _cpv_labels(codes: Iterable[str]) -> list[str]:
     return [label for label in (cat.label(c) for c in codes) if label]
 
 
+@lru_cache(maxsize=1 << 16)
 def _term_weight(term: str) -> float:
     if is_generic(term):
         return GENERIC_WEIGHT
@@ -138,7 +142,7 @@ class PartyText:
     terms: frozenset[str]
     keywords: tuple[Keyword, ...]
     excludes: tuple[Keyword, ...]
-    stem_words: tuple[tuple[str, tuple[str, ...]], ...]  # stem -> surface words, for typo matching
+    words: frozenset[str]  # surface words of capabilities and keywords, for typo matching
 
 
 def prepare_party(party: PartyView) -> PartyText:
@@ -149,11 +153,8 @@ def prepare_party(party: PartyView) -> PartyText:
         for t in (*kw.stems, *kw.terms):
             weights[t] = max(weights.get(t, 0.0), KEYWORD_TERM_WEIGHT * _term_weight(t))
     excludes = tuple(prepare_keyword(k) for k in party.exclude_keywords if k.strip())
-    words: dict[str, set[str]] = {}
-    for w in capability.words.union(*(analyse(k.text).words for k in (*keywords, *excludes))):
-        words.setdefault(stem(w), set()).add(w)
-    return PartyText(weights, frozenset(weights), keywords, excludes,
-                     tuple(sorted((s, tuple(sorted(ws))) for s, ws in words.items())))
+    words = capability.words.union(*(kw.words for kw in (*keywords, *excludes)))
+    return PartyText(weights, frozenset(weights), keywords, excludes, words)
 
 
 # --- typo tolerance --------------------------------------------------------------------------------
@@ -365,29 +366,59 @@ def party_fact(party: PartyView) -> dict[str, Any]:
 def build_pair_facts(candidates: Sequence[HasIds], opps_by_id: Mapping[str, OpportunityView],
                      parties_by_id: Mapping[str, PartyView], *, as_of: date,
                      levels: Levels = DEFAULT_LEVELS) -> list[dict[str, Any]]:
-    """The ``pair`` facts of every candidate, in the candidates' order.
-
-    Each opportunity and party is prepared once, typo neighbours are found for the whole batch in one
-    rapidfuzz call per initial letter, and each pair then costs a few set operations. The result for a
-    pair equals ``pair_features`` for that pair alone.
+    """The ``pair`` facts of every candidate, in the candidates' order (see ``iter_pair_facts``).
 
     Raises:
         KeyError: a candidate names an opportunity or party missing from the mappings.
     """
-    opp_ids = sorted({c.opportunity_id for c in candidates})
-    party_ids = sorted({c.party_id for c in candidates})
+    return [facts for _, facts in iter_pair_facts(candidates, opps_by_id, parties_by_id, as_of=as_of,
+                                                  levels=levels)]
+
+
+def iter_pair_facts(candidates: Iterable[HasIds], opps_by_id: Mapping[str, OpportunityView],
+                    parties_by_id: Mapping[str, PartyView], *, as_of: date, levels: Levels = DEFAULT_LEVELS,
+                    batch_pairs: int = 50_000) -> Iterator[tuple[HasIds, dict[str, Any]]]:
+    """``(candidate, pair facts)`` for every candidate, in order, in bounded memory.
+
+    Candidates are taken ``batch_pairs`` at a time: each batch prepares its opportunities once, finds typo
+    neighbours for the whole batch in one rapidfuzz call per initial letter, and then costs a few set
+    operations a pair. Prepared parties are kept across batches. Every pair's facts depend only on that
+    pair and ``levels``, so they equal ``pair_features`` for the pair alone whatever the batching.
+
+    Raises:
+        KeyError: a candidate names an opportunity or party missing from the mappings.
+    """
+    parties: dict[str, tuple[PartyText, fit.PartyPlace, frozenset[str], dict[str, Any]]] = {}
+    batch: list[HasIds] = []
+    for c in candidates:
+        batch.append(c)
+        if len(batch) >= batch_pairs:
+            yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels)
+            batch = []
+    if batch:
+        yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels)
+
+
+def _facts_batch(batch: list[HasIds], opps_by_id: Mapping[str, OpportunityView],
+                 parties_by_id: Mapping[str, PartyView],
+                 prepared: dict[str, tuple[PartyText, fit.PartyPlace, frozenset[str], dict[str, Any]]],
+                 as_of: date, levels: Levels) -> Iterator[tuple[HasIds, dict[str, Any]]]:
+    opp_ids = sorted({c.opportunity_id for c in batch})
+    party_ids = sorted({c.party_id for c in batch})
     otexts = {i: prepare_opportunity(opps_by_id[i]) for i in opp_ids}
-    ptexts = {i: prepare_party(parties_by_id[i]) for i in party_ids}
-    typos = TypoMap((w for p in ptexts.values() for _, ws in p.stem_words for w in ws),
+    for i in party_ids:
+        if i not in prepared:
+            view = parties_by_id[i]
+            prepared[i] = (prepare_party(view), fit.party_place(view), place_terms(fit.party_place_names(view)),
+                           party_fact(view))
+    typos = TypoMap((w for i in party_ids for w in prepared[i][0].words),
                     (w for o in otexts.values() for w in o.words), levels)
     opps = {i: _opp_batch(opps_by_id[i], otexts[i], as_of) for i in opp_ids}
     compiled: dict[Keyword, CompiledKeyword] = {}
-    parties = {i: _party_batch(parties_by_id[i], ptexts[i], typos, compiled) for i in party_ids}
-    out: list[dict[str, Any]] = []
-    for c in candidates:
+    parties = {i: _party_batch(parties_by_id[i], *prepared[i], typos, compiled) for i in party_ids}
+    for c in batch:
         o, p = opps[c.opportunity_id], parties[c.party_id]
-        out.append({**_pair_only(o, p, levels), **o.fact, **p.fact})
-    return out
+        yield c, {**_pair_only(o, p, levels), **o.fact, **p.fact}
 
 
 def _opp_batch(view: OpportunityView, text: OppText, as_of: date) -> _OppBatch:
@@ -396,17 +427,18 @@ def _opp_batch(view: OpportunityView, text: OppText, as_of: date) -> _OppBatch:
                      text.text | text.buyer, text.acronyms | text.buyer_acronyms)
 
 
-def _party_batch(view: PartyView, text: PartyText, typos: TypoMap,
-                 compiled: dict[Keyword, CompiledKeyword]) -> _PartyBatch:
+def _party_batch(view: PartyView, text: PartyText, place: fit.PartyPlace, places: frozenset[str],
+                 fact: dict[str, Any], typos: TypoMap, compiled: dict[Keyword, CompiledKeyword]) -> _PartyBatch:
     def comp(kw: Keyword) -> CompiledKeyword:
         if kw not in compiled:
             compiled[kw] = compile_keyword(kw, typos)
         return compiled[kw]
 
-    typo_terms = tuple((t, typos.get(t)) for t, _ in text.stem_words if t in text.weights and typos.get(t))
+    found = typos.neighbours
+    typo_terms = tuple(sorted((t, found[t]) for t in {stem(w) for w in text.words}
+                              if t in found and t in text.weights))
     return _PartyBatch(view, text, typo_terms, tuple(comp(k) for k in text.keywords),
-                       tuple(comp(k) for k in text.excludes), fit.party_place(view),
-                       place_terms(fit.party_place_names(view)), party_fact(view))
+                       tuple(comp(k) for k in text.excludes), place, places, fact)
 
 
 @dataclass(frozen=True, slots=True)

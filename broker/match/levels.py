@@ -13,12 +13,15 @@ from typing import Any
 
 from broker.errors import ConfigError
 
-# Capability score thresholds (0-100), tuned on the synthetic and real Contracts Finder texts in
-# bench/match_bench_features.py: "strong" needs the title's subject covered plus several specific shared
-# terms; "weak" is one specific shared term in the title, or several in the description.
-CAPABILITY_STRONG = 75
-CAPABILITY_GOOD = 55
-CAPABILITY_WEAK = 35
+# Capability score thresholds (0-100), set by eye on the 1,000 real Contracts Finder notices of
+# shared/data (cf_search_export_2020-04-16) against hand-written VCSE profiles: "strong" needs the title's
+# subject covered and several specific shared terms ("Grounds Maintenance Contract" for a grounds social
+# enterprise: 76); "good" is a clearly related service (a mental health charity and "Provision of Mental
+# Health Services": 52); "weak" is one specific shared term in the title, or several in the description.
+# The labelled matching set is the judge: retune these there and record them with each run.
+CAPABILITY_STRONG = 70
+CAPABILITY_GOOD = 50
+CAPABILITY_WEAK = 30
 # value_fit: "stretch" when the opportunity's minimum is up to this share of the party's maximum.
 VALUE_STRETCH_PCT = 150
 # Typos are tolerated on words of at least this many letters, at this many edits (optimal string

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from broker.normalise.record import STATUSES
+
 PARTY_TYPES = ("vcse", "consortium", "suggested_consortium")
 
 
@@ -47,6 +49,10 @@ class OpportunityView:
     is_dps: bool = False
     notice_type: str | None = None
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
 
     @property
     def has_place(self) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.errors import InputError, NotFound
+from broker.errors import ConfigError, InputError, NotFound
 from broker.match.candidates import (
     CandidateParams,
     build_index,
@@ -170,6 +170,13 @@ def test_place_names_alone_do_not_propose():
 def test_keywords_propose():
     kw = replace(UNRELATED, id="K", keywords=("domestic abuse",))
     assert [c.party_id for c in generate_candidates([DA], [kw], as_of=AS_OF)] == ["K"]
+
+
+@pytest.mark.parametrize("bad", [dict(top_k=0), dict(max_df_fraction=0.0), dict(min_cpv_digits=6),
+                                 dict(keyword_weight=-1.0)])
+def test_bad_params_are_refused(bad):
+    with pytest.raises(ConfigError):
+        CandidateParams(**bad)
 
 
 def test_duplicate_ids_are_refused():

@@ -16,6 +16,7 @@ from broker.match.features import (
     TypoMap,
     build_pair_facts,
     compile_keyword,
+    iter_pair_facts,
     opportunity_fact,
     pair_features,
     party_fact,
@@ -225,8 +226,8 @@ def test_bad_levels_are_refused(bad):
         Levels(**bad)
 
 
-@pytest.mark.parametrize("score,level", [(100, "strong"), (75, "strong"), (74, "good"), (55, "good"),
-                                         (54, "weak"), (35, "weak"), (34, "none"), (0, "none")])
+@pytest.mark.parametrize("score,level", [(100, "strong"), (70, "strong"), (69, "good"), (50, "good"),
+                                         (49, "weak"), (30, "weak"), (29, "none"), (0, "none")])
 def test_default_thresholds(score, level):
     assert DEFAULT_LEVELS.capability_level(score) == level
 
@@ -408,6 +409,16 @@ def test_bulk_equals_one_pair_at_a_time_in_any_batch():
     again = build_pair_facts(shuffled, opps, parties, as_of=AS_OF)
     by_pair = {(c.opportunity_id, c.party_id): f for c, f in zip(shuffled, again, strict=True)}
     assert [by_pair[(c.opportunity_id, c.party_id)] for c in pairs] == bulk
+
+
+def test_batches_of_any_size_give_the_same_facts():
+    pairs = [Pair(o.id, p.id) for o in BULK_OPPS for p in BULK_PARTIES]
+    opps, parties = {o.id: o for o in BULK_OPPS}, {p.id: p for p in BULK_PARTIES}
+    whole = build_pair_facts(pairs, opps, parties, as_of=AS_OF)
+    for size in (1, 2, 4):
+        streamed = list(iter_pair_facts(iter(pairs), opps, parties, as_of=AS_OF, batch_pairs=size))
+        assert [c for c, _ in streamed] == pairs
+        assert [f for _, f in streamed] == whole
 
 
 def test_bulk_raises_on_unknown_ids():
