@@ -6,14 +6,16 @@ in one ``process.cdist`` call per batch). Scoring whole texts with ``token_set_r
 and is blind to which words matter, so the capability score is built from stemmed terms instead:
 
 * evidence ``E``: the party's terms (capability text, and its keywords at 1.5x) found in the opportunity,
-  weighted by where they were found (title 1.0, CPV labels 0.7, description 0.5), generic words at 0.15,
-  typo matches at 0.8x, plus 1 for each keyword hit; saturated as ``1 - exp(-E / 2.5)``, so a few
-  specific shared terms count for a lot and a long statement cannot pile up trivia;
+  weighted by where they were found (title 1.0, CPV labels 0.7, description 0.3), generic words at 0.15,
+  two-word phrases at 0.6 on top of their words, typo matches at 0.8x, plus 1 for each keyword hit;
+  saturated as ``1 - exp(-E / 5)``, so a long statement cannot pile up trivia;
 * title coverage ``C``: the share of the opportunity title's words that the party's terms cover, so
   that "young people" alone does not make a youth charity a strong match for a catering contract.
 
-``capability_score = round(100 * (1 - exp(-E / 2.5)) * (0.4 + 0.6 * C))``. Every feature of a pair depends
-only on that pair and the ``Levels``: explaining or replaying one pair gives the same facts as the batch.
+``capability_score = round(100 * (1 - exp(-E / 5)) * (0.6 + 0.4 * C))``. The constants were tuned on the
+labelled set's ``tune`` split (bench/match_quality_features.py). Place names are location, not capability:
+they are left out of both. Every feature of a pair depends only on that pair and the ``Levels``:
+explaining or replaying one pair gives the same facts as the batch.
 """
 
 from __future__ import annotations
@@ -44,15 +46,15 @@ from broker.match.textindex import (
 from broker.normalise.cpv import catalogue
 
 # Where a term was found in the opportunity, and how much that counts.
-FIELD_TITLE, FIELD_CPV, FIELD_DESCRIPTION = 1.0, 0.7, 0.5
+FIELD_TITLE, FIELD_CPV, FIELD_DESCRIPTION = 1.0, 0.7, 0.3
 GENERIC_WEIGHT = 0.15
 # A shared phrase adds to its words' own evidence, so it weighs less than a word on its own.
 PHRASE_WEIGHT = 0.6
 KEYWORD_TERM_WEIGHT = 1.5
 KEYWORD_HIT_BONUS = 1.0
 TYPO_FACTOR = 0.8
-SATURATION = 2.5
-TITLE_FLOOR = 0.4  # share of the score that does not depend on title coverage
+SATURATION = 5.0
+TITLE_FLOOR = 0.6  # share of the score that does not depend on title coverage
 NEUTRAL_COVERAGE = 0.5  # titles with no specific word ("Services framework") neither help nor hurt
 
 
@@ -240,7 +242,7 @@ def capability_score(p: PartyText, o: OppText, typo_terms: Sequence[tuple[str, f
     Args:
         p: the prepared party.
         o: the prepared opportunity.
-        typo_terms: the party's terms that have typo neighbours, with those neighbours.
+        typo_terms: the party's terms (words and phrases) that have typo variants, with those variants.
         keyword_hits: how many of the party's keywords the opportunity's text contains.
         places: terms of the pair's place names, which count for location, not capability.
     """
@@ -434,11 +436,21 @@ def _party_batch(view: PartyView, text: PartyText, place: fit.PartyPlace, places
             compiled[kw] = compile_keyword(kw, typos)
         return compiled[kw]
 
-    found = typos.neighbours
-    typo_terms = tuple(sorted((t, found[t]) for t in {stem(w) for w in text.words}
-                              if t in found and t in text.weights))
+    typo_terms = _typo_terms(text, typos.neighbours)
     return _PartyBatch(view, text, typo_terms, tuple(comp(k) for k in text.keywords),
                        tuple(comp(k) for k in text.excludes), place, places, fact)
+
+
+def _typo_terms(text: PartyText, found: Mapping[str, frozenset[str]]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The party's terms with typo variants in this batch: words, and phrases with a mistyped word."""
+    out = [(t, found[t]) for t in {stem(w) for w in text.words} if t in found and t in text.weights]
+    for term in text.terms:
+        if " " in term:
+            a, b = term.split(" ", 1)
+            if a in found or b in found:
+                variants = {f"{x} {y}" for x in (a, *found.get(a, ())) for y in (b, *found.get(b, ()))}
+                out.append((term, frozenset(variants - {term})))
+    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, slots=True)
