@@ -145,6 +145,7 @@ class PartyText:
     keywords: tuple[Keyword, ...]
     excludes: tuple[Keyword, ...]
     words: frozenset[str]  # surface words of capabilities and keywords, for typo matching
+    word_stems: frozenset[str]  # their stems
 
 
 def prepare_party(party: PartyView) -> PartyText:
@@ -156,7 +157,7 @@ def prepare_party(party: PartyView) -> PartyText:
             weights[t] = max(weights.get(t, 0.0), KEYWORD_TERM_WEIGHT * _term_weight(t))
     excludes = tuple(prepare_keyword(k) for k in party.exclude_keywords if k.strip())
     words = capability.words.union(*(kw.words for kw in (*keywords, *excludes)))
-    return PartyText(weights, frozenset(weights), keywords, excludes, words)
+    return PartyText(weights, frozenset(weights), keywords, excludes, words, frozenset(map(stem, words)))
 
 
 # --- typo tolerance --------------------------------------------------------------------------------
@@ -443,7 +444,10 @@ def _party_batch(view: PartyView, text: PartyText, place: fit.PartyPlace, places
 
 def _typo_terms(text: PartyText, found: Mapping[str, frozenset[str]]) -> tuple[tuple[str, frozenset[str]], ...]:
     """The party's terms with typo variants in this batch: words, and phrases with a mistyped word."""
-    out = [(t, found[t]) for t in {stem(w) for w in text.words} if t in found and t in text.weights]
+    stems = text.word_stems
+    if found.keys().isdisjoint(stems):
+        return ()
+    out = [(t, found[t]) for t in stems if t in found and t in text.weights]
     for term in text.terms:
         if " " in term:
             a, b = term.split(" ", 1)

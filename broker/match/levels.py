@@ -70,9 +70,9 @@ class Levels:
 
     def capability_level(self, score: int) -> str:
         """The level name for a capability score: ``strong``, ``good``, ``weak`` or ``none``."""
-        for lv in self.capability:
-            if score >= lv.minimum:
-                return lv.name
+        strong, good, weak = self.capability
+        if score >= weak.minimum:
+            return "strong" if score >= strong.minimum else ("good" if score >= good.minimum else "weak")
         return "none"
 
     def capability_label(self, level: str) -> str:

@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from broker.normalise.text import clean_text
+
 # A word (hyphens and apostrophes inside it kept), or clause punctuation (matched as an empty group).
 _TOKEN = re.compile(r"([a-z0-9]+(?:[-'\u2019][a-z0-9]+)*)|[.,;:!?()\[\]{}|/\\\n\u2022\u2013\u2014\"+*=<>]+|\s[-&]\s")
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&]{1,5}\b")
@@ -176,11 +178,24 @@ class Terms:
 EMPTY_TERMS = Terms(frozenset(), frozenset(), frozenset(), frozenset())
 
 
+# Short texts (titles, capability statements, keywords) are analysed once per process: blocking and
+# features both need them. Long descriptions are not kept (a national run has 10,000 of them).
+SHORT_TEXT = 500
+
+
 def analyse(text: str) -> Terms:
     """Terms of a text. Phrases never cross clause punctuation (commas, full stops, brackets, slashes);
     stop words between two content words do not break a phrase ("meals on wheels" -> ``meal wheel``)."""
+    if len(text) <= SHORT_TEXT:
+        return _analyse_short(text)
+    return _analyse(text)
+
+
+def _analyse(text: str) -> Terms:
     if not text:
         return EMPTY_TERMS
+    if "<" in text:
+        text = clean_text(text)  # views carry clean text; this guards against markup that slipped through
     unigrams: set[str] = set()
     bigrams: set[str] = set()
     words: set[str] = set()
@@ -199,6 +214,9 @@ def analyse(text: str) -> Terms:
             prev = s
     return Terms(frozenset(unigrams), frozenset(bigrams), frozenset(words),
                  frozenset(_ACRONYM.findall(text)))
+
+
+_analyse_short = lru_cache(maxsize=1 << 15)(_analyse)
 
 
 def phrase_stems(text: str) -> tuple[str, ...]:

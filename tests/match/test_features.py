@@ -80,6 +80,11 @@ def test_phrases_stay_inside_clauses_and_skip_stop_words():
     assert f"{stem('health')} {stem('adults')}" not in terms.bigrams
 
 
+def test_markup_is_not_text():
+    assert analyse("<p><strong>Grounds</strong> <span class='x'>maintenance</span></p>") == analyse(
+        "Grounds maintenance")
+
+
 def test_hyphenated_words_meet_their_joined_and_spaced_forms():
     assert stem("wellbeing") in analyse("Health and well-being").unigrams
     assert stem("childcare") in analyse("child-care").unigrams
