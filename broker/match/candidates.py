@@ -31,7 +31,6 @@ from broker.errors import ConfigError, InputError, NotFound
 from broker.match import fit
 from broker.match.model import OpportunityView, PartyView
 from broker.match.textindex import (
-    STOPWORDS,
     InvertedIndex,
     Terms,
     Vocabulary,
@@ -182,7 +181,7 @@ class BlockingIndex:
         df_p = Counter(t for d in party_terms for t in d)
         self.idf: dict[str, float] = {}
         self.common_terms: dict[str, str] = {}  # shared but not proposing: term -> why
-        places = self._place_terms()
+        self.places = places = self._place_terms()
         for t in sorted(df_o.keys() & df_p.keys()):
             why = "a place name" if t in places else self._too_common(t, df_o[t], n_o, df_p[t], n_p)
             if why:
@@ -398,10 +397,13 @@ class BlockingIndex:
         o_terms = self._opp_terms(self.opps[row])
         p_terms = self._party_terms(self.parties[j])
         common = sorted(o_terms.keys() & p_terms.keys(), key=lambda t: (" " in t, t))
-        common = [t for t in common if t not in STOPWORDS]
+        words = [t for t in common if t not in self.places]
+        if words:
+            shown = ", ".join(self.display(t) for t in words[:4])
+            return f"only common words shared ({shown}): no shared capability terms or CPV codes"
         if common:
-            words = ", ".join(self.display(t) for t in common[:4])
-            return f"only common words shared ({words}): no shared capability terms or CPV codes"
+            shown = ", ".join(self.display(t) for t in common[:4])
+            return f"only place names shared ({shown}): no shared capability terms or CPV codes"
         return "no shared capability terms or CPV codes"
 
 

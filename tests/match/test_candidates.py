@@ -164,7 +164,10 @@ def test_buyer_vcse_suitability_is_not_a_gate():
 def test_place_names_alone_do_not_propose():
     walsall_party = replace(UNRELATED, capabilities="Walsall based charity: tree surgery")
     walsall_job = notice("O-W", "Walsall library refurbishment")
-    assert generate_candidates([walsall_job], [walsall_party], as_of=AS_OF) == []
+    index = build_index([walsall_job], [walsall_party], as_of=AS_OF)
+    assert index.candidates() == []
+    assert index.why_not_proposed("O-W", "U") == (
+        "only place names shared (walsall): no shared capability terms or CPV codes")
 
 
 def test_keywords_propose():
