@@ -30,7 +30,7 @@ from broker.match.features import build_pair_facts  # noqa: E402
 from broker.match.model import OpportunityView, PartyView  # noqa: E402
 from broker.normalise.cpv import canonical_code  # noqa: E402
 
-LABELLED = Path(os.environ.get("BROKER_LABELLED_DIR", ROOT / "fixtures" / "labelled"))
+LABELLED = Path(os.environ.get("BROKER_LABELLED_DIR") or ROOT / "fixtures" / "labelled")
 AS_OF = date(2020, 4, 16)
 
 
