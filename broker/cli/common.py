@@ -75,11 +75,13 @@ def register_commands(cli: click.Group) -> None:
     from broker.cli import db as db_cmds
     from broker.cli import digest as digest_cmds
     from broker.cli import directory as directory_cmds
+    from broker.cli import evaluation as evaluation_cmds
     from broker.cli import fetch as fetch_cmds
     from broker.cli import ingest as ingest_cmds
+    from broker.cli import match as match_cmds
     from broker.cli import opportunities as opportunities_cmds
     from broker.cli import rules as rules_cmds
 
     for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds, rules_cmds,
-                   digest_cmds):
+                   digest_cmds, match_cmds, evaluation_cmds):
         module.register(cli)

@@ -118,12 +118,15 @@ def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, f
               session.scalars(select(RunInput).where(RunInput.run_id == last.id))}
     changed = sorted(k for k, h in inputs.hashes.items() if before.get(k) != h)
     opp_ids = {i for kind, i in changed if kind == "opportunity"}
-    # Live matches whose deadline is getting close are re-checked against the deadline rules.
-    soon = datetime.combine(as_of + timedelta(days=params.recheck_days), time(23, 59), tzinfo=LONDON)
-    live = {o.id for o in inputs.opportunities}
-    recheck = session.scalars(select(Match.opportunity_id).join(Opportunity, Opportunity.id == Match.opportunity_id)
-                              .where(Match.status == "active", Opportunity.deadline_at <= soon.astimezone(UTC)))
-    opp_ids.update(i for i in recheck if i in live)
+    if last.as_of != as_of.isoformat():
+        # A new business day: live matches whose deadline is getting close are re-checked against the
+        # deadline rules (the same day twice re-checks nothing, so a re-run changes nothing).
+        soon = datetime.combine(as_of + timedelta(days=params.recheck_days), time(23, 59), tzinfo=LONDON)
+        live = {o.id for o in inputs.opportunities}
+        recheck = session.scalars(select(Match.opportunity_id)
+                                  .join(Opportunity, Opportunity.id == Match.opportunity_id)
+                                  .where(Match.status == "active", Opportunity.deadline_at <= soon.astimezone(UTC)))
+        opp_ids.update(i for i in recheck if i in live)
     return RunScope(False, tuple(sorted(opp_ids)), tuple(sorted(i for kind, i in changed if kind == "party")))
 
 
