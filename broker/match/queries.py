@@ -89,4 +89,4 @@ def _as_dict(d: Decision) -> dict[str, Any]:
 
 
 def _titles(session: Session) -> dict[str, str]:
-    return dict(session.execute(select(Opportunity.id, Opportunity.title)).tuples().all())
+    return {row[0]: row[1] for row in session.execute(select(Opportunity.id, Opportunity.title))}

@@ -192,8 +192,8 @@ def _update_matches(session: Session, run_id: str, outcome: RunOutcome, inputs: 
     live = {o.id for o in inputs.opportunities}
     matched = {(d["opportunity_id"], d["party_id"]): d for d in outcome.matched}
     existing = {(m.opportunity_id, m.party_id): m for m in session.scalars(select(Match))}
-    evaluated = set(session.execute(select(Decision.opportunity_id, Decision.party_id).where(
-        Decision.run_id == run_id, Decision.stage == "pair")).tuples())
+    evaluated = {(r[0], r[1]) for r in session.execute(select(Decision.opportunity_id, Decision.party_id).where(
+        Decision.run_id == run_id, Decision.stage == "pair"))}
     rejected_opps = set(outcome.rejected_opportunities)
     for key, match in sorted(existing.items()):
         gone = key[0] not in live or key[0] in rejected_opps or (key in evaluated and key not in matched)
