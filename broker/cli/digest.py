@@ -117,16 +117,40 @@ def build_cmd(app: AppContext, as_of: str | None, outbox: Path, sender: str, sen
     click.echo(f"{len(batch)} digests for {day.isoformat()} ({new} new), {len(batch.skipped)} recipients skipped.")
 
 
+def smtp_options(*, required: bool) -> Any:
+    """The SMTP connection options, shared by `digest send` and `nightly`."""
+    def decorate(fn: Any) -> Any:
+        for option in reversed((
+            click.option("--smtp", "smtp_server", required=required, metavar="HOST:PORT", envvar="BROKER_SMTP",
+                         help="SMTP server to deliver through. Env: BROKER_SMTP."),
+            click.option("--smtp-user", default=None, help="Log in as this user (needs --smtp-password-env)."),
+            click.option("--smtp-password-env", "password_env", default=None, metavar="VAR",
+                         help="Name of the environment variable holding the SMTP password (never the password "
+                              "itself)."),
+            click.option("--starttls", is_flag=True, help="Upgrade the connection with STARTTLS."),
+            click.option("--ssl", "use_ssl", is_flag=True, help="Connect with implicit TLS (SMTPS, port 465)."),
+        )):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def smtp_settings(smtp_server: str, smtp_user: str | None, password_env: str | None, starttls: bool,
+                  use_ssl: bool) -> SmtpSettings:
+    host, port = parse_host_port(smtp_server, default_port=465 if use_ssl else 25)
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise ConfigError(f"--smtp-password-env {password_env}: that environment variable is not set")
+    return SmtpSettings(host=host, port=port, user=smtp_user, password=password, starttls=starttls,
+                        implicit_tls=use_ssl)
+
+
 @digest_group.command("send")
 @as_of_option
 @outbox_option
-@click.option("--smtp", "smtp_server", required=True, metavar="HOST:PORT", envvar="BROKER_SMTP",
-              help="SMTP server to deliver through. Env: BROKER_SMTP.")
-@click.option("--smtp-user", default=None, help="Log in as this user (needs --smtp-password-env).")
-@click.option("--smtp-password-env", "password_env", default=None, metavar="VAR",
-              help="Name of the environment variable holding the SMTP password (never the password itself).")
-@click.option("--starttls", is_flag=True, help="Upgrade the connection with STARTTLS.")
-@click.option("--ssl", "use_ssl", is_flag=True, help="Connect with implicit TLS (SMTPS, port 465).")
+@smtp_options(required=True)
 @click.option("--max-attempts", type=click.IntRange(1, 10), default=3, show_default=True,
               help="Tries per digest this run before leaving it for the next.")
 @click.option("--retry-rejected", is_flag=True, help="Also retry digests the server refused permanently (5xx).")
@@ -146,14 +170,7 @@ def send_cmd(app: AppContext, as_of: str | None, outbox: Path, smtp_server: str,
             --smtp-user brokerage --smtp-password-env SMTP_PASSWORD
     """
     day = _as_of(as_of)
-    host, port = parse_host_port(smtp_server, default_port=465 if use_ssl else 25)
-    password = None
-    if password_env:
-        password = os.environ.get(password_env)
-        if password is None:
-            raise ConfigError(f"--smtp-password-env {password_env}: that environment variable is not set")
-    settings = SmtpSettings(host=host, port=port, user=smtp_user, password=password, starttls=starttls,
-                            implicit_tls=use_ssl)
+    settings = smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl)
     with app.sessions()() as session:
         report = deliver(session, outbox, settings, as_of=day, max_attempts=max_attempts,
                          retry_rejected=retry_rejected)
