@@ -75,6 +75,7 @@ def register_commands(cli: click.Group) -> None:
     from broker.cli import db as db_cmds
     from broker.cli import ingest as ingest_cmds
     from broker.cli import opportunities as opportunities_cmds
+    from broker.cli import target as target_cmds
 
-    for module in (db_cmds, ingest_cmds, opportunities_cmds):
+    for module in (db_cmds, ingest_cmds, opportunities_cmds, target_cmds):
         module.register(cli)
