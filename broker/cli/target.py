@@ -79,10 +79,10 @@ def _print_progress(p: Progress) -> None:
     click.echo(f"Brokered value toward the target, as of {p.as_of} (counted at stage: {c.counting_stage})")
     click.echo(f"  {format_gbp(p.counted_pence)} of {format_gbp(c.target_pence)} ({p.share()}%) "
                f"from {len(p.counted)} opportunities")
+    frameworks = doc["frameworks_excluded"]
+    published = f" (published {format_gbp(frameworks['published_pence'])} not counted)" if frameworks["count"] else ""
     click.echo(f"  value unknown: {doc['value_unknown']['count']} (count £0); frameworks excluded: "
-               f"{doc['frameworks_excluded']['count']} (published "
-               f"{format_gbp(doc['frameworks_excluded']['published_pence'])} not counted); "
-               f"cancelled: {doc['cancelled']['count']}")
+               f"{frameworks['count']}{published}; cancelled: {doc['cancelled']['count']}")
     click.echo("By cluster (an opportunity sent to several clusters shows in each; the total counts it once)")
     for row in p.by_cluster:
         click.echo(f"  {(row.key or '(no cluster)')[:32]:32} {row.opportunities:6}  {format_gbp(row.value_pence):>16}")
@@ -224,13 +224,18 @@ def import_cmd(app: AppContext, csv_file: Path, as_of: str | None, config_path: 
             click.echo(f"Warning: {warning}", err=True)
         for error in result.errors:
             click.echo(f"Error: {error}", err=True)
-        click.echo(f"{result.rows} rows: {result.recorded_rows} recorded ({result.entries} ledger entries), "
+        click.echo(f"{_plural(result.rows, 'row')}: {result.recorded_rows} recorded "
+                   f"({_plural(result.entries, 'ledger entry', 'ledger entries')}), "
                    f"{result.unchanged_rows} already recorded, {len(result.errors)} rejected.")
     if result.errors:
         if not as_json:
             click.echo("Fix the rows above and import the file again (recorded rows are not repeated). "
                        "See `broker quarantine list`.", err=True)
         raise SystemExit(1)
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def register(cli: click.Group) -> None:

@@ -7,7 +7,8 @@ The entry points the pipeline calls (each idempotent for the same cause; dates c
 - :func:`record_outcome` for an officer's outcome,
 - :func:`reconcile_values` nightly, for value changes, cancellations and framework flags,
 
-and :func:`compute_progress` / :func:`render_report` to read the figure.
+and :func:`compute_progress` (with :func:`progress_json`) or ``broker.target.report.render_report`` to
+read the figure.
 """
 
 from broker.target.config import DEFAULT_CONFIG, TargetConfig, load_config

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from broker import __version__
@@ -46,9 +46,11 @@ class LedgerWriter:
         self.added = 0
         self._levels: dict[str, NoticeFacts | None] = {}
         self._stages: dict[str, set[tuple[str, str]]] = {}
+        self._pending: list[dict[str, object]] = []
 
     def preload(self, opportunity_ids: Sequence[str], *, stages: bool = True) -> None:
         """Read the current value level (and the pairs' stages) of many opportunities at once."""
+        self.flush()
         todo = [i for i in opportunity_ids if i not in self._levels]
         for part in chunks(todo):
             for oid in part:
@@ -101,27 +103,34 @@ class LedgerWriter:
         return valuation
 
     def add_stage(self, opportunity_id: str, party: Party, stage: str, valuation: Valuation, reason: str, *,
-                  as_of: str | None = None, cause: str | None = None, note: str | None = None) -> TargetEntry:
+                  as_of: str | None = None, cause: str | None = None, note: str | None = None) -> None:
         """Append a stage entry for a pair."""
-        entry = self._append(as_of=as_of or self.as_of, kind="stage", opportunity_id=opportunity_id,
-                             party_id=party.id, party_type=party.type, cluster=party.cluster, stage=stage,
-                             basis=valuation.basis, amount_pence=valuation.amount_pence, reason=reason,
-                             cause=cause or self.cause, note=note)
+        self._append(as_of=as_of or self.as_of, kind="stage", opportunity_id=opportunity_id, party_id=party.id,
+                     party_type=party.type, cluster=party.cluster, stage=stage, basis=valuation.basis,
+                     amount_pence=valuation.amount_pence, reason=reason, cause=cause or self.cause, note=note)
         self._stages.setdefault(opportunity_id, set()).add((party.id, stage))
-        return entry
 
-    def _append(self, **values: object) -> TargetEntry:
+    def _append(self, **values: object) -> None:
         if self.batch is None:
             self.batch = TargetBatch(cause=self.cause[:255], as_of=self.as_of, config=self.config.as_dict(),
                                      config_sha256=self.config.sha256(), software=__version__)
             self.session.add(self.batch)
             self.session.flush()
-        values.setdefault("cause", self.cause)
-        values["cause"] = str(values["cause"])[:255]
-        entry = TargetEntry(batch_id=self.batch.id, **values)
-        self.session.add(entry)
+        row = dict.fromkeys(_ENTRY_COLUMNS)
+        row.update(values, batch_id=self.batch.id, cause=str(values.get("cause") or self.cause)[:255])
+        self._pending.append(row)
         self.added += 1
-        return entry
+        if len(self._pending) >= 5000:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending entries (one multi-row INSERT: a night's matches are many thousands)."""
+        if self._pending:
+            self.session.connection().execute(insert(TargetEntry.__table__), self._pending)
+            self._pending = []
+
+
+_ENTRY_COLUMNS = tuple(c.key for c in TargetEntry.__table__.columns if c.key != "id")
 
 
 def facts_of(entry: TargetEntry) -> NoticeFacts:
@@ -163,6 +172,7 @@ def record_matches(session: Session, run_id: str, as_of: date, *, config: Target
         valuation = writer.ensure_level(row)
         writer.add_stage(row.id, resolver.from_match(match), "matched", valuation,
                          f"matched by run {run_id}; {describe(NoticeFacts.of(row), valuation)}")
+    writer.flush()
     return writer.added
 
 
@@ -199,6 +209,7 @@ def record_introduced_many(session: Session, pairs: Iterable[tuple[str, str]], *
             raise NotFound(f"no VCSE, consortium or match {party_id!r} for opportunity {opportunity_id!r}")
         valuation = writer.ensure_level(row)
         writer.add_stage(opportunity_id, party, "introduced", valuation, f"introduced ({cause})")
+    writer.flush()
     return writer.added
 
 
@@ -234,6 +245,7 @@ def record_outcome(session: Session, opportunity_id: str, party_id: str, stage: 
     own = writer is None
     writer = writer or LedgerWriter(session, cause=cause, as_of=as_of, config=config)
     added_before = writer.added
+    writer.flush()  # the previous entry may be one this writer has not written yet
     previous = _previous(session, opportunity_id, party_id, stage)
     if previous is not None and _same(previous, stage, value_pence, note):
         return 0
@@ -243,6 +255,7 @@ def record_outcome(session: Session, opportunity_id: str, party_id: str, stage: 
         valuation = Valuation("award", value_pence, value_pence)
     writer.add_stage(opportunity_id, party, stage, valuation, _outcome_reason(session, previous, row.id,
                      party_id, stage, value_pence), as_of=day, cause=cause, note=note)
+    writer.flush()
     return writer.added if own else writer.added - added_before
 
 
@@ -311,4 +324,5 @@ def reconcile_values(session: Session, as_of: date, *, config: TargetConfig | No
         for oid in part:
             if oid in rows:
                 writer.ensure_level(rows[oid])
+    writer.flush()
     return writer.added

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from broker.store.models import TargetEntry
 from broker.target.config import DEFAULT_CONFIG, TargetConfig
-from broker.target.ledger import business_day, facts_of
+from broker.target.ledger import business_day
 from broker.target.stages import LADDER, OUTCOMES, rung
 from broker.target.values import NoticeFacts, Valuation, value_notice
 
@@ -45,6 +45,7 @@ class OpportunityLedger:
     values: list[tuple[str, NoticeFacts]] = field(default_factory=list)  # (as_of, facts) in ledger order
     rungs: dict[str | None, dict[int, str]] = field(default_factory=dict)  # cluster -> rung -> first date
     outcomes: list[_Outcome] = field(default_factory=list)  # won/lost/withdrawn in ledger order
+    _first: dict[Any, list[str | None]] | None = field(default=None, repr=False)
 
     def facts_at(self, day: str) -> NoticeFacts:
         """The notice facts in force on ``day`` (before the opening entry: the opening facts)."""
@@ -80,10 +81,19 @@ class OpportunityLedger:
         if stage in OUTCOMES:
             return any(s == stage and (cluster is ... or c == cluster)
                        for s, _, c in self.outcomes_at(day).values())
-        wanted = rung(stage)
-        return any(r >= wanted and when <= day
-                   for c, rungs in self.rungs.items() if cluster is ... or c == cluster
-                   for r, when in rungs.items())
+        first = self._first_reached(cluster)[rung(stage)]
+        return first is not None and first <= day
+
+    def _first_reached(self, cluster: Any) -> list[str | None]:
+        """The first date each rung was reached (by reaching it or any later rung), per cluster or overall."""
+        if self._first is None:
+            self._first = {}
+            for c, rungs in self.rungs.items():
+                self._first[c] = [min((d for r, d in rungs.items() if r >= wanted), default=None)
+                                  for wanted in range(len(LADDER))]
+            self._first[...] = [min((f[i] for f in self._first.values() if f[i] is not None), default=None)
+                                for i in range(len(LADDER))]
+        return self._first.get(cluster, [None] * len(LADDER))
 
     def dates(self, day: str) -> list[str]:
         """Every date on or before ``day`` on which something about this opportunity changed."""
@@ -124,10 +134,13 @@ def load_ledger(session: Session, as_of: date) -> dict[str, OpportunityLedger]:
         rungs = found.setdefault(oid, OpportunityLedger(oid)).rungs.setdefault(cluster, {})
         r = rung(stage)
         rungs[r] = min(first, rungs.get(r, first))
-    for entry in session.scalars(select(TargetEntry).where(TargetEntry.kind == "value")
-                                 .order_by(TargetEntry.as_of, TargetEntry.id)):
-        if entry.opportunity_id in found:
-            found[entry.opportunity_id].values.append((entry.as_of, facts_of(entry)))
+    value_rows = session.execute(
+        select(TargetEntry.opportunity_id, TargetEntry.as_of, TargetEntry.value_min_pence,
+               TargetEntry.value_max_pence, TargetEntry.framework, TargetEntry.notice_status)
+        .where(TargetEntry.kind == "value").order_by(TargetEntry.as_of, TargetEntry.id))
+    for oid, when, lo, hi, framework, status in value_rows:
+        if oid in found:
+            found[oid].values.append((when, NoticeFacts(lo, hi, bool(framework), status)))
     for entry in session.scalars(select(TargetEntry).where(
             TargetEntry.kind == "stage", TargetEntry.stage.in_(OUTCOMES), TargetEntry.as_of <= day)
             .order_by(TargetEntry.as_of, TargetEntry.id)):
@@ -197,15 +210,18 @@ def compute_progress(session: Session, as_of: date, config: TargetConfig | None 
     """Fold the ledger up to ``as_of`` into the figure toward the target under ``config``."""
     config = config or DEFAULT_CONFIG
     day = business_day(as_of)
-    ledger = load_ledger(session, as_of)
-    counted = _counted(ledger.values(), day, config)
-    series = _series(ledger.values(), day, config)
+    opps = list(load_ledger(session, as_of).values())
+    # On the ladder, only opportunities counting on ``day`` can have counted on an earlier day (an outcome,
+    # by contrast, can be corrected away: "won" then "lost").
+    ladder = config.counting_stage not in OUTCOMES
+    counting = [o for o in opps if _counts(o, day, config)] if ladder else opps
+    counted = _counted(counting, day, config)
+    series = _series(counting, day, config)
     total = sum(c.value.amount_pence for c in counted)
     entries = session.scalar(select(func.count()).select_from(TargetEntry).where(TargetEntry.as_of <= day))
-    opps = list(ledger.values())
     return Progress(as_of=as_of, config=config, counted_pence=total,
                     counted=tuple(sorted(counted, key=lambda c: (-c.value.amount_pence, c.id))),
-                    by_cluster=_by_cluster(opps, day, config), by_stage=_by_stage(opps, day, config),
+                    by_cluster=_by_cluster(counting, day, config), by_stage=_by_stage(opps, day, config),
                     series=series, pace=_pace(series, total, as_of, config), ledger_entries=entries or 0)
 
 

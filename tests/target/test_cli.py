@@ -158,7 +158,7 @@ def test_outcome_import_names_bad_rows_and_fields_and_keeps_the_good(scenario, r
                                 (7, "date", "not a date"), (8, "date", "2030-01-01 is after the business date 2025-09-20"),
                                 (9, "party_id", "no VCSE, consortium or match 'nobody' for opportunity 'o-care'"), (10, "opportunity_id", "no opportunity 'missing-opp'")]:
         assert f"Error: {path}, row {row}, field {column}: {reason}" in out, (row, out)
-    assert "9 rows: 1 recorded (1 ledger entries), 0 already recorded, 8 rejected." in out
+    assert "9 rows: 1 recorded (1 ledger entry), 0 already recorded, 8 rejected." in out
     assert "import the file again" in out
     reasons = list(scenario.scalars(select(QuarantineItem.locator).order_by(QuarantineItem.id)))
     assert reasons == [f"row {n}" for n in range(3, 11)]

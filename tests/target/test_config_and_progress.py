@@ -158,3 +158,16 @@ def test_the_series_ends_at_the_total_and_respects_as_of(session, rows):
     assert [v for _, v in p.series] == [10_000_000, 20_000_000, 30_000_000]
     assert p.series[-1][1] == p.counted_pence
     assert compute_progress(session, D("2025-03-31")).counted_pence == 0
+
+
+def test_an_outcome_corrected_away_stays_in_the_history(session, rows):
+    # Counting at "won": a win later corrected to "lost" counted while it stood, and the series shows it.
+    rows.vcse("v1", "Ward End")
+    rows.opportunity("o1", lo=4_000_000)
+    record_outcome(session, "o1", "v1", "won", value_pence=3_000_000, as_of=D("2025-05-01"))
+    record_outcome(session, "o1", "v1", "lost", as_of=D("2025-05-05"))
+    config = TargetConfig(counting_stage="won")
+    p = compute_progress(session, D("2025-05-10"), config)
+    assert p.counted_pence == 0 and p.counted == ()
+    assert p.series == ((D("2025-05-01"), 3_000_000), (D("2025-05-05"), 0))
+    assert compute_progress(session, D("2025-05-02"), config).counted_pence == 3_000_000

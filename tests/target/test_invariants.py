@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from broker.store.models import Opportunity, TargetEntry
 from broker.target import (
+    DEFAULT_CONFIG,
+    TargetConfig,
     compute_progress,
     progress_json,
     reconcile_values,
@@ -146,6 +148,13 @@ def test_counting_invariants(fresh_sessions, rows_for, notices, events):
         assert progress.counted_pence == sum(c.value.amount_pence for c in progress.counted) == model.total()
         assert progress.counted_pence <= sum(model.value(oid) for oid in set(ids))
         assert (progress.series[-1][1] if progress.series else 0) == progress.counted_pence
+        # The series is the total as the ledger stood on each day, under either kind of counting stage.
+        for config in (DEFAULT_CONFIG, TargetConfig(counting_stage="won")):
+            series = compute_progress(session, end, config).series
+            for i in range(len(events) + 1):
+                day = START + timedelta(days=i)
+                expected = ([v for d, v in series if d <= day] or [0])[-1]
+                assert compute_progress(session, day, config).counted_pence == expected
         for row in progress.by_cluster:
             assert row.value_pence <= progress.counted_pence
         assert set(ids) <= set(session.scalars(select(Opportunity.id)))
