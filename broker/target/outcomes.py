@@ -132,6 +132,9 @@ def _import_row(session: Session, writer: LedgerWriter, row: dict[str, str], *, 
     def bad(reason: str, column: str) -> InputError:
         return InputError(reason, field=column, **where)
 
+    for column, cell in row.items():
+        if "\x00" in cell:  # neither database can store a NUL, and no id or note holds one
+            raise bad("contains a NUL character", column)
     for column in REQUIRED:
         if not row.get(column, "").strip():
             raise bad("required, but blank", column)

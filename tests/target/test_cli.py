@@ -148,7 +148,8 @@ def test_outcome_import_names_bad_rows_and_fields_and_keeps_the_good(scenario, r
                           "o-care,v-ward,bid,,,31/02/2025,\n"
                           "o-care,v-ward,bid,,,2030-01-01,\n"
                           "o-care,nobody,bid,,,,\n"
-                          "missing-opp,v-ward,bid,,,,\n")
+                          "missing-opp,v-ward,bid,,,,\n"
+                          "o-care,v-ward,bid,,bad\x00note,,\n")
     result = run("outcome", "import", str(path), "--as-of", "2025-09-20")
     assert result.exit_code == 1
     out = result.output
@@ -156,12 +157,14 @@ def test_outcome_import_names_bad_rows_and_fields_and_keeps_the_good(scenario, r
     for row, column, reason in [(3, "opportunity_id", "required, but blank"), (4, "stage", "unknown stage"),
                                 (5, "value_gbp", "not an amount"), (6, "value_gbp", "a value is recorded only with a won outcome"),
                                 (7, "date", "not a date"), (8, "date", "2030-01-01 is after the business date 2025-09-20"),
-                                (9, "party_id", "no VCSE, consortium or match 'nobody' for opportunity 'o-care'"), (10, "opportunity_id", "no opportunity 'missing-opp'")]:
+                                (9, "party_id", "no VCSE, consortium or match 'nobody' for opportunity 'o-care'"),
+                                (10, "opportunity_id", "no opportunity 'missing-opp'"),
+                                (11, "note", "contains a NUL character")]:
         assert f"Error: {path}, row {row}, field {column}: {reason}" in out, (row, out)
-    assert "9 rows: 1 recorded (1 ledger entry), 0 already recorded, 8 rejected." in out
+    assert "10 rows: 1 recorded (1 ledger entry), 0 already recorded, 9 rejected." in out
     assert "import the file again" in out
     reasons = list(scenario.scalars(select(QuarantineItem.locator).order_by(QuarantineItem.id)))
-    assert reasons == [f"row {n}" for n in range(3, 11)]
+    assert reasons == [f"row {n}" for n in range(3, 12)]
     assert scenario.scalars(select(TargetEntry).where(TargetEntry.stage == "bid", TargetEntry.party_id == "v-ward")
                             ).one().as_of == "2025-09-20"
 
