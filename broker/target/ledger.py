@@ -110,12 +110,23 @@ class LedgerWriter:
                      amount_pence=valuation.amount_pence, reason=reason, cause=cause or self.cause, note=note)
         self._stages.setdefault(opportunity_id, set()).add((party.id, stage))
 
+    def _open_batch(self) -> TargetBatch:
+        """The batch for this cause, date and configuration: an earlier call's (a digest records its items
+        one call at a time), else a new one."""
+        cause, sha = self.cause[:255], self.config.sha256()
+        batch = self.session.scalars(select(TargetBatch).where(
+            TargetBatch.cause == cause, TargetBatch.as_of == self.as_of, TargetBatch.config_sha256 == sha,
+            TargetBatch.software == __version__).order_by(TargetBatch.id).limit(1)).first()
+        if batch is None:
+            batch = TargetBatch(cause=cause, as_of=self.as_of, config=self.config.as_dict(), config_sha256=sha,
+                                software=__version__)
+            self.session.add(batch)
+            self.session.flush()
+        return batch
+
     def _append(self, **values: object) -> None:
         if self.batch is None:
-            self.batch = TargetBatch(cause=self.cause[:255], as_of=self.as_of, config=self.config.as_dict(),
-                                     config_sha256=self.config.sha256(), software=__version__)
-            self.session.add(self.batch)
-            self.session.flush()
+            self.batch = self._open_batch()
         row = dict.fromkeys(_ENTRY_COLUMNS)
         row.update(values, batch_id=self.batch.id, cause=str(values.get("cause") or self.cause)[:255])
         self._pending.append(row)

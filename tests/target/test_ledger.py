@@ -95,6 +95,17 @@ def test_record_introduced_is_once_per_pair_whatever_the_digest(session, rows):
     assert (entry.cause, entry.as_of, entry.reason) == ("digest:a", "2025-05-01", "introduced (digest:a)")
 
 
+def test_a_digest_recording_item_by_item_shares_one_batch(session, rows):
+    rows.vcse("v1", "Ward End")
+    for oid in ("o1", "o2", "o3"):
+        rows.opportunity(oid)
+        record_introduced(session, oid, "v1", cause="digest:d7", as_of=D("2025-05-01"))
+    record_introduced(session, "o1", "v1", cause="digest:d8", as_of=D("2025-05-01"))
+    batches = {b.cause: b.id for b in session.scalars(select(TargetBatch))}
+    assert sorted(batches) == ["digest:d7"]  # d8 added nothing, so opened no batch
+    assert {e.batch_id for e in _entries(session)} == {batches["digest:d7"]}
+
+
 def test_unknown_opportunity_or_party_is_not_found(session, rows):
     rows.vcse("v1", "Ward End")
     rows.opportunity("o1")
