@@ -79,9 +79,11 @@ def register_commands(cli: click.Group) -> None:
     from broker.cli import fetch as fetch_cmds
     from broker.cli import ingest as ingest_cmds
     from broker.cli import match as match_cmds
+    from broker.cli import nightly as nightly_cmds
     from broker.cli import opportunities as opportunities_cmds
     from broker.cli import rules as rules_cmds
+    from broker.cli import target as target_cmds
 
     for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds, rules_cmds,
-                   digest_cmds, match_cmds, evaluation_cmds):
+                   match_cmds, digest_cmds, target_cmds, nightly_cmds, evaluation_cmds):
         module.register(cli)

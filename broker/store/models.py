@@ -395,3 +395,52 @@ class DigestPreference(Base):
     opt_in: Mapped[bool | None] = mapped_column(Boolean)  # None: the directory's digest_opt_in decides
     digest_cap: Mapped[int | None] = mapped_column(Integer)
     min_score: Mapped[int | None] = mapped_column(Integer)
+
+
+# Target ledger (issue 5): brokered value counted toward the £1m target. Append-only (BRIEF, Policies /
+# Ledger): value changes, cancellations and corrections are new entries; migration 0003 adds database
+# triggers that refuse UPDATE and DELETE on both tables. Written and read only by ``broker.target``.
+# ---------------------------------------------------------------------------------------------------------
+
+
+class TargetBatch(Base):
+    """One write to the ledger (a run, a digest, an officer command) and the configuration in force."""
+
+    __tablename__ = "target_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cause: Mapped[str] = mapped_column(String(255))  # run:<id> | digest:<id> | officer | import:<sha256>
+    as_of: Mapped[str] = mapped_column(String(10))  # business date of the write, YYYY-MM-DD
+    config: Mapped[dict[str, Any]]  # the exact TargetConfig values
+    config_sha256: Mapped[str] = mapped_column(String(64))
+    software: Mapped[str] = mapped_column(String(40))
+
+
+class TargetEntry(Base):
+    """One ledger event: a party reached a stage on an opportunity, or an opportunity's value changed.
+
+    ``kind`` is ``stage`` (a pair event: party, cluster, stage) or ``value`` (the notice facts an
+    opportunity is counted from: its opening value, then every adjustment, with the reason).
+    """
+
+    __tablename__ = "target_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(Integer, ForeignKey("target_batches.id"), index=True)
+    as_of: Mapped[str] = mapped_column(String(10), index=True)  # the event's business date
+    kind: Mapped[str] = mapped_column(String(8))  # stage | value
+    opportunity_id: Mapped[str] = mapped_column(String(255), index=True)
+    party_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    party_type: Mapped[str | None] = mapped_column(String(24))
+    cluster: Mapped[str | None] = mapped_column(String(120))
+    stage: Mapped[str | None] = mapped_column(String(16))
+    basis: Mapped[str] = mapped_column(String(16))  # lower_bound | single_figure | unknown | framework | ...
+    amount_pence: Mapped[int] = mapped_column(BigInteger)  # the value counted on this basis when written
+    # The notice facts the value is derived from (value entries), so another policy can be applied later.
+    value_min_pence: Mapped[int | None] = mapped_column(BigInteger)
+    value_max_pence: Mapped[int | None] = mapped_column(BigInteger)
+    framework: Mapped[bool | None] = mapped_column(Boolean)
+    notice_status: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,7 +1,7 @@
 """digests, delivery log, feedback and preferences
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-22 12:00:00
 
 Branches off 0002 beside 0003 (the target ledger); a later merge revision joins the two heads.
@@ -13,7 +13,7 @@ import broker.store.types
 
 
 revision = '0004'
-down_revision = '0002'
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
