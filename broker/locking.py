@@ -40,8 +40,10 @@ def exclusive(engine: Engine, *, wait_seconds: float = 0.0, name: str = "nightly
 
 @contextmanager
 def _advisory(engine: Engine, wait_seconds: float, name: str) -> Iterator[None]:
-    key = ADVISORY_KEY ^ int(hashlib.sha256(name.encode()).hexdigest()[:7], 16)
     with engine.connect() as conn:
+        # One lock per database *schema*: two brokers may share a PostgreSQL database in separate schemas.
+        schema = conn.execute(text("SELECT current_schema()")).scalar() or ""
+        key = ADVISORY_KEY ^ int(hashlib.sha256(f"{name}/{schema}".encode()).hexdigest()[:7], 16)
         deadline = time.monotonic() + wait_seconds
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             conn.rollback()

@@ -161,7 +161,7 @@ def _digests(sessions: sessionmaker[Session], options: NightlyOptions, summary: 
 def _report(sessions: sessionmaker[Session], options: NightlyOptions, summary: NightlySummary) -> None:
     with sessions() as session:
         progress = compute_progress(session, options.as_of, options.target)
-        summary.counted_pence = progress_total(progress)
+        summary.counted_pence = progress.counted_pence
         if options.report is not None:
             html, _ = render_report(session, options.as_of, options.target)
             options.report.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +170,3 @@ def _report(sessions: sessionmaker[Session], options: NightlyOptions, summary: N
             tmp.replace(options.report)
             summary.report = str(options.report)
 
-
-def progress_total(progress: Any) -> int:
-    return int(getattr(progress, "total_pence", 0))

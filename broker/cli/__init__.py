@@ -44,6 +44,7 @@ def main() -> None:
 def _log_warnings_to_stderr() -> None:
     """Warnings from the core (unknown columns, re-encoded files) reach the officer on stderr."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("Warning: %(message)s"))
     logger = logging.getLogger("broker")
     logger.addHandler(handler)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from broker import __version__
@@ -160,13 +160,18 @@ def _opportunities(session: Session, ids: Sequence[str]) -> dict[str, Opportunit
 def record_matches(session: Session, run_id: str, as_of: date, *, config: TargetConfig | None = None) -> int:
     """Append a ``matched`` entry for each active match of a run whose pair is not yet matched in the ledger.
 
-    Reads the ``matches`` rows with ``first_run_id`` or ``last_run_id`` equal to ``run_id``. Idempotent.
+    Reads the ``matches`` rows with ``first_run_id`` or ``last_run_id`` equal to ``run_id``, and any active
+    match not yet counted as matched. Idempotent.
 
     Returns:
         The number of entries appended (opening/adjusting value entries included).
     """
+    # Also any active match not yet in the ledger: a nightly run killed between matching and counting
+    # leaves its matches for the next run to count.
+    uncounted = ~exists().where(TargetEntry.opportunity_id == Match.opportunity_id,
+                                TargetEntry.party_id == Match.party_id, TargetEntry.stage == "matched")
     matches = list(session.scalars(select(Match).where(
-        Match.status == "active", or_(Match.first_run_id == run_id, Match.last_run_id == run_id))
+        Match.status == "active", or_(Match.first_run_id == run_id, Match.last_run_id == run_id, uncounted))
         .order_by(Match.opportunity_id, Match.party_id)))
     writer = LedgerWriter(session, cause=f"run:{run_id}", as_of=as_of, config=config)
     ids = sorted({m.opportunity_id for m in matches})
