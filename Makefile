@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 DEMO_DB ?= demo/broker.db
+DEMO_AS_OF ?= 2020-04-16
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench clean venv
@@ -17,12 +18,23 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf demo && mkdir -p demo
+	rm -rf demo && mkdir -p demo/inbox
+	cp fixtures/opportunities/*.json fixtures/opportunities/*.csv fixtures/opportunities/*.jsonl demo/inbox/
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) init
-	-$(BIN)/broker --db sqlite:///$(DEMO_DB) ingest fixtures/opportunities
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) directory import fixtures/directory/vcses.csv --consortia fixtures/directory/consortia.csv
-	$(BIN)/broker --db sqlite:///$(DEMO_DB) opportunities list --limit 15
-	$(BIN)/broker --db sqlite:///$(DEMO_DB) directory list --limit 10
+	@echo "--- the nightly job on the shipped fixtures (business date $(DEMO_AS_OF)) ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) nightly --inbox demo/inbox --outbox demo/outbox --as-of $(DEMO_AS_OF) \
+	  || test $$? -eq 4
+	@echo "--- what was loaded ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) opportunities list --open-on $(DEMO_AS_OF) --limit 8
+	@echo "--- matches for one VCSE, with reasons ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) matches list --party wm-0003 --limit 3
+	@echo "--- one digest, as the VCSE receives it ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) digest show --outbox demo/outbox --text \
+	  "$$($(BIN)/broker --db sqlite:///$(DEMO_DB) digest build --as-of $(DEMO_AS_OF) --outbox demo/outbox --json \
+	     | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["digests"][0]["id"])')"
+	@echo "--- progress toward the £1m target (report: demo/outbox/report.html) ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) target --as-of $(DEMO_AS_OF)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

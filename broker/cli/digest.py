@@ -193,10 +193,12 @@ def send_cmd(app: AppContext, as_of: str | None, outbox: Path, smtp_server: str,
 
 @digest_group.command("show")
 @click.argument("ident")
+@outbox_option
+@click.option("--text", "show_text", is_flag=True, help="Also print the message's plain-text part.")
 @json_option
 @pass_app
 @handle_errors
-def show_cmd(app: AppContext, ident: str, as_json: bool) -> None:
+def show_cmd(app: AppContext, ident: str, outbox: Path, show_text: bool, as_json: bool) -> None:
     """Show a digest, its items and its delivery log, by digest id or an item's reference code."""
     with app.sessions()() as session:
         digest = session.get(Digest, ident)
@@ -221,6 +223,23 @@ def show_cmd(app: AppContext, ident: str, as_json: bool) -> None:
                    f"({i['party_type']} {i['party_id']})")
     for d in data["deliveries"]:
         click.echo(f"  attempt {d['attempt']} {d['as_of']} {d['status']}: {d['error'] or ''}")
+    if show_text:
+        click.echo("")
+        click.echo(_plain_text(outbox / data["file"]))
+
+
+def _plain_text(path: Path) -> str:
+    """The text/plain part of a written digest, as a VCSE's mail client shows it."""
+    from email import policy
+    from email.parser import BytesParser
+
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    except OSError as exc:
+        raise BrokerError(f"cannot read {path}: {exc.strerror}. Is --outbox the folder the digest was built in?") from None
+    header = "".join(f"{name}: {message[name]}\n" for name in ("From", "To", "Subject", "Date"))
+    body = message.get_body(preferencelist=("plain",))
+    return header + "\n" + (body.get_content() if body is not None else "")
 
 
 @click.command("feedback")

@@ -40,11 +40,11 @@ def test_record_matches_reads_the_runs_active_matches_once(session, rows):
     rows.opportunity("o1")
     rows.opportunity("o2")
     rows.match("o1", "v1", "run-1")
-    rows.match("o2", "v1", "run-0", first_run="run-0")  # another run's match
+    rows.match("o2", "v1", "run-0", first_run="run-0")  # an earlier run's match, never counted (killed run)
     rows.match("o2", "v2", "run-1", status="withdrawn")  # no longer matched
-    assert record_matches(session, "run-1", D("2025-05-01")) == 2  # opening value + matched
+    assert record_matches(session, "run-1", D("2025-05-01")) == 4  # opening values + matched, both pairs
     assert [(e.kind, e.opportunity_id, e.party_id) for e in _entries(session)] == [
-        ("value", "o1", None), ("stage", "o1", "v1")]
+        ("value", "o1", None), ("stage", "o1", "v1"), ("value", "o2", None), ("stage", "o2", "v1")]
     batches = _count(session, TargetBatch)
     assert record_matches(session, "run-1", D("2025-05-02")) == 0
     assert _count(session, TargetBatch) == batches  # an idempotent call opens no empty batch
