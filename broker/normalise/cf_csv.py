@@ -14,14 +14,14 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from broker.errors import InputError
 from broker.normalise import cpv, dates, geography, money
 from broker.normalise.keys import reference_key, title_key
-from broker.normalise.record import OpportunityRecord, canonical_hash, canonical_json
-from broker.normalise.text import clean_text, match_key, one_line
+from broker.normalise.record import OpportunityRecord, build_record, canonical_hash, canonical_json
+from broker.normalise.text import clean_text, match_key, one_line, split_list
 
 SOURCE = "contracts_finder_csv"
 
@@ -81,10 +81,10 @@ def record_from_row(row: Mapping[str, str]) -> OpportunityRecord:
     deadline = _field("Closing Date", lambda: dates.parse_uk_date(
         row.get("Closing Date", ""), clock=row.get("Closing Time"), end_of_day=True))
     value_min, value_max = _values(row)
-    cpv_known, cpv_unknown = cpv.catalogue().split(_tokens(row.get("Cpv Codes") or "", _CPV_SEPARATORS))
+    cpv_known, cpv_unknown = cpv.catalogue().split(split_list(row.get("Cpv Codes") or "", _CPV_SEPARATORS))
     location = _location(row)
     cluster = location.cluster or geography.cluster_for(location.local_authority, location.postcode)
-    return _build(
+    return build_record(
         id=cf_record_id(org, ref),
         source=SOURCE,
         title=title,
@@ -117,19 +117,6 @@ def record_from_row(row: Mapping[str, str]) -> OpportunityRecord:
         url=_url(row.get("Links")),
         match_keys=tuple(k for k in (reference_key(org, ref), title_key(org, title, deadline)) if k),
     )
-
-
-def _build(**fields: Any) -> OpportunityRecord:
-    """The record, or an :class:`InputError` when it refuses a value (text a database cannot store)."""
-    try:
-        return OpportunityRecord(**fields)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _tokens(text: str, separators: re.Pattern[str]) -> list[str]:
-    """Split a list cell, cleaning each part (control characters and markup are not codes)."""
-    return [t for t in (one_line(part) for part in separators.split(text)) if t]
 
 
 def cf_record_id(org: str, ref: str) -> str:

@@ -26,7 +26,7 @@ from ocdsmerge.merge import CompiledRelease
 
 from broker.errors import InputError
 from broker.normalise.dates import parse_datetime
-from broker.normalise.record import canonical_hash
+from broker.normalise.record import canonical_hash, decimal_json
 from broker.paths import SCHEMA_DIR
 
 CORE_SCHEMA = "ocds_1.1.5_release-schema.json"
@@ -177,10 +177,6 @@ def decimals_to_json(value: Any) -> Any:
     if isinstance(value, list):
         return [decimals_to_json(v) for v in value]
     if isinstance(value, Decimal):
-        # The same rule as broker.normalise.record.canonical_json, so stored and hashed forms agree.
-        if value.is_finite() and value == value.to_integral_value() and abs(value) < 10**18:
-            return int(value)
-        if value.is_finite() and abs(value) < 10**15:
-            return float(value)
-        return str(value)
+        # The same rule as canonical_json, so stored and hashed forms agree.
+        return decimal_json(value)
     return value

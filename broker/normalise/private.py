@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from broker.errors import InputError
 from broker.normalise import cpv, dates, geography, money
 from broker.normalise.keys import title_key
-from broker.normalise.record import OpportunityRecord, canonical_hash
-from broker.normalise.text import clean_text, match_key, one_line
+from broker.normalise.record import OpportunityRecord, build_record, canonical_hash
+from broker.normalise.text import clean_text, match_key, one_line, split_list
 
 SOURCE = "private"
 COLUMNS = (
@@ -87,10 +87,10 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
     if published is not None and deadline < published:
         raise InputError("deadline is before the published date", field="deadline")
     value_min, value_max = _values(fields)
-    cpv_known, cpv_unknown = cpv.catalogue().split(_tokens(fields.get("cpv_codes") or "", _CPV_SEPARATORS))
+    cpv_known, cpv_unknown = cpv.catalogue().split(split_list(fields.get("cpv_codes") or "", _CPV_SEPARATORS))
     location = _location(fields)
     _check_email(fields.get("contact_email") or "")
-    return _build(
+    return build_record(
         id=f"private:{safe_id}",
         source=SOURCE,
         title=title,
@@ -118,19 +118,6 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
         url=_url(fields.get("url") or ""),
         match_keys=tuple(k for k in (title_key(buyer, title, deadline),) if k),
     )
-
-
-def _build(**fields: Any) -> OpportunityRecord:
-    """The record, or an :class:`InputError` when it refuses a value (text a database cannot store)."""
-    try:
-        return OpportunityRecord(**fields)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _tokens(text: str, separators: re.Pattern[str]) -> list[str]:
-    """Split a list cell, cleaning each part (control characters and markup are not codes)."""
-    return [t for t in (one_line(part) for part in separators.split(text)) if t]
 
 
 def _as_text(key: str, value: Any) -> str:

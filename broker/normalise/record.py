@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 STATUSES = ("planned", "open", "closed", "cancelled", "awarded")
@@ -131,16 +132,28 @@ def canonical_hash(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
-def _json_default(value: Any) -> Any:
-    from decimal import Decimal
+def decimal_json(value: Decimal) -> int | float | str:
+    """A publisher number parsed as Decimal, as JSON: integers exact, others float, absurd ones as text."""
+    if value.is_finite() and value == value.to_integral_value() and abs(value) < 10**18:
+        return int(value)
+    if value.is_finite() and abs(value) < 10**15:
+        return float(value)
+    return str(value)
 
+
+def build_record(**fields: Any) -> OpportunityRecord:
+    """The record, or an :class:`InputError` when it refuses a value (text a database cannot store)."""
+    from broker.errors import InputError
+
+    try:
+        return OpportunityRecord(**fields)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        # Raw publisher JSON parsed with Decimals: keep integers exact, others as their text.
-        if value.is_finite() and value == value.to_integral_value() and abs(value) < 10**18:
-            return int(value)
-        if value.is_finite() and abs(value) < 10**15:
-            return float(value)
-        return str(value)
+        return decimal_json(value)
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -71,3 +71,8 @@ def match_key(value: object) -> str:
     """A loose key for de-duplication: lower case, letters and digits only, single spaces."""
     folded = unicodedata.normalize("NFKD", one_line(value)).encode("ascii", "ignore").decode().lower()
     return " ".join(_KEY_DROP.sub(" ", folded).split())
+
+
+def split_list(text: str, separators: re.Pattern[str]) -> list[str]:
+    """Split a list cell (CPV codes, keywords), cleaning each part; empty parts are dropped."""
+    return [t for t in (one_line(part) for part in separators.split(text)) if t]
