@@ -8,6 +8,7 @@ import click
 
 from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, show_progress
 from broker.ingest import IngestReport, ingest
+from broker.normalise.dates import iso_utc
 from broker.store.quarantine import list_quarantine
 
 
@@ -94,7 +95,7 @@ def quarantine_list(app: AppContext, limit: int | None, as_json: bool) -> None:
     with app.sessions()() as session:
         items = list_quarantine(session, limit=limit)
         rows = [{"id": q.id, "file": q.file, "locator": q.locator, "field": q.field, "reason": q.reason,
-                 "raw": q.raw, "created_at": q.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")} for q in items]
+                 "raw": q.raw, "created_at": iso_utc(q.created_at)} for q in items]
     if as_json:
         echo_json(rows)
         return

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from broker.match.model import OpportunityView, PartyView
 from broker.normalise import geography
+from broker.normalise.dates import iso_utc
 from broker.normalise.record import canonical_hash
 from broker.store.models import Consortium, Opportunity, Vcse
 
@@ -92,7 +93,7 @@ def view_json(view: OpportunityView | PartyView) -> dict[str, Any]:
     for f in dataclasses.fields(view):
         value = getattr(view, f.name)
         if isinstance(value, datetime):
-            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            value = iso_utc(value)
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value

@@ -80,7 +80,10 @@ def _local_day(d: date, end_of_day: bool) -> datetime | None:
 
 def iso_utc(value: datetime | None) -> str | None:
     """ISO 8601 UTC with a ``Z``, the form every JSON output uses."""
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value is None:
+        return None
+    # isoformat pads the year to four digits where strftime("%Y") would not (year 999 -> "0999").
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def parse_business_date(text: str) -> date:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from broker.normalise.dates import iso_utc
+
 STATUSES = ("planned", "open", "closed", "cancelled", "awarded")
 
 _DATETIME_FIELDS = ("published_at", "deadline_at", "contract_start", "contract_end")
@@ -92,7 +94,7 @@ class OpportunityRecord:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, datetime):
-                v = v.strftime("%Y-%m-%dT%H:%M:%SZ")
+                v = iso_utc(v)
             elif isinstance(v, tuple):
                 v = list(v)
             out[f.name] = v
