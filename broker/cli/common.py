@@ -72,6 +72,7 @@ def show_progress() -> bool:
 
 
 def register_commands(cli: click.Group) -> None:
+    from broker.cli import audit as audit_cmds
     from broker.cli import db as db_cmds
     from broker.cli import digest as digest_cmds
     from broker.cli import directory as directory_cmds
@@ -83,5 +84,5 @@ def register_commands(cli: click.Group) -> None:
     from broker.cli import rules as rules_cmds
 
     for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds, rules_cmds,
-                   digest_cmds, match_cmds, evaluation_cmds):
+                   digest_cmds, match_cmds, evaluation_cmds, audit_cmds):
         module.register(cli)
