@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -129,6 +130,10 @@ def explain_cmd(app: AppContext, run_id: str | None, opportunity_id: str, party_
             click.echo(f"  {label}")
         if data["proposed"]:
             click.echo("  proposed because it " + "; ".join(data["proposed"]))
+        grouping = data["grouping"]
+        if grouping.get("members"):
+            click.echo(f"  a grouping of {', '.join(grouping['members'])} (lead {grouping.get('lead')})"
+                       + ("; " + "; ".join(grouping["suggestion"]) if grouping.get("suggestion") else ""))
     else:
         click.echo(f"  no decision: {data['why_not']}")
     if data["firings"]:
@@ -136,7 +141,7 @@ def explain_cmd(app: AppContext, run_id: str | None, opportunity_id: str, party_
     for f in data["firings"]:
         click.echo(f"    [{f['stage']}] {f['rule_id']} {f['in_words']}: {f['reason']}")
         if f["saw"]:
-            click.echo("      saw " + ", ".join(f"{k}={v}" for k, v in f["saw"].items()))
+            click.echo("      saw " + ", ".join(f"{k}={_value(v)}" for k, v in f["saw"].items()))
 
 
 @audit_group.command("export")
@@ -223,6 +228,11 @@ def prune_cmd(app: AppContext, before: str, as_json: bool) -> None:
     else:
         click.echo(f"Pruned {len(report.runs)} runs before {report.before} ({report.decisions} decisions, "
                    f"{report.snapshots} snapshot records); recorded as chain link #{report.link_seq}.")
+
+
+def _value(value: object) -> str:
+    """A fact value as the rule files write it (true/false, numbers, text as is)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _progress(label: str, quiet: bool):  # type: ignore[no-untyped-def]

@@ -157,3 +157,20 @@ def test_neutralise_is_reversible_and_safe(cell):
     safe = neutralise(cell)
     assert not safe.startswith(FORMULA_START)
     assert restore(safe) == cell
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_rule_file_order_does_not_depend_on_the_database_collation(loaded, fresh_db, rules_copy, tmp_path,
+                                                                    target):
+    # "Party.yaml" sorts before "eligibility.yaml" by code point but after it in most locale collations
+    # (PostgreSQL's en_US): the manifest must not take its order from the database.
+    (rules_copy / "party.yaml").rename(rules_copy / "Party.yaml")
+    summary = match(loaded, rules=rules_copy)
+    path = tmp_path / "run.jsonl"
+    _export(loaded, summary["run_id"], path)
+    names = [f["name"] for f in json.loads(path.read_text(encoding="utf-8").splitlines()[0])["run"]["rules"]]
+    assert names == sorted(names) and names[0] == "Party.yaml"
+    other = _cli(fresh_db(target))
+    assert other("audit", "import", str(path)).exit_code == 0
+    assert_identical(other, summary["run_id"])
+    assert other("audit", "verify").exit_code == 0
