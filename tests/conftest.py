@@ -99,3 +99,30 @@ class Cli:
 @pytest.fixture
 def run(db_url: str) -> Cli:
     return Cli(db_url)
+
+
+@pytest.fixture(autouse=True)
+def _every_run_replays(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Issue 4: every match run made anywhere in the suite replays identically and the chain verifies.
+
+    Modules that tamper with audit records on purpose set ``TAMPERS_WITH_AUDIT_RECORDS = True``.
+    """
+    url = request.getfixturevalue("db_url") if "db_url" in request.fixturenames else None
+    yield
+    if url is None or getattr(request.module, "TAMPERS_WITH_AUDIT_RECORDS", False):
+        return
+    from sqlalchemy import select
+
+    from broker.audit.replay import replay_run
+    from broker.audit.verify import verify_chain
+    from broker.store.models import MatchRun
+
+    eng = make_engine(url)
+    try:
+        with session_factory(eng)() as s:
+            for run_id in s.scalars(select(MatchRun.id).where(MatchRun.status == "complete")):
+                report = replay_run(s, run_id)
+                assert report.identical, report.to_json()
+            assert verify_chain(s).ok
+    finally:
+        eng.dispose()

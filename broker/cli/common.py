@@ -72,6 +72,7 @@ def show_progress() -> bool:
 
 
 def register_commands(cli: click.Group) -> None:
+    from broker.cli import audit as audit_cmds
     from broker.cli import db as db_cmds
     from broker.cli import digest as digest_cmds
     from broker.cli import directory as directory_cmds
@@ -85,5 +86,5 @@ def register_commands(cli: click.Group) -> None:
     from broker.cli import target as target_cmds
 
     for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds, rules_cmds,
-                   match_cmds, digest_cmds, target_cmds, nightly_cmds, evaluation_cmds):
+                   match_cmds, digest_cmds, target_cmds, nightly_cmds, audit_cmds, evaluation_cmds):
         module.register(cli)

@@ -9,6 +9,8 @@ transaction. A run killed part-way stays ``running`` and is marked ``abandoned``
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,9 @@ from broker.match.run import RunOutcome, RunScope, evaluate_run
 from broker.match.views import consortium_view, opportunity_view, vcse_view, view_hash, view_json
 from broker.normalise.dates import LONDON
 from broker.normalise.record import canonical_hash
+from broker.paths import DATA_DIR
 from broker.store.models import (
+    AuditLink,
     Consortium,
     ConsortiumMember,
     Decision,
@@ -62,10 +66,26 @@ class Inputs:
 
 
 def software_versions() -> dict[str, str]:
+    """Versions of everything a run's decisions depend on besides its inputs, rules and parameters.
+
+    numpy ranks blocking candidates and PyYAML reads the rules; the reference data (clusters, local
+    authorities, CPV labels) is officer-editable data that the features read, so its digest is recorded
+    too (a replay warns when any of these differ).
+    """
     from importlib.metadata import version
 
     return {"broker": __version__, "durable-rules": version("durable-rules"), "rapidfuzz": version("rapidfuzz"),
-            "python": platform.python_version()}
+            "numpy": version("numpy"), "pyyaml": version("PyYAML"), "python": platform.python_version(),
+            "reference-data": reference_data_digest()}
+
+
+@functools.cache
+def reference_data_digest() -> str:
+    """sha256 over the name and bytes of each reference data file the matcher reads (broker/data)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in DATA_DIR.iterdir() if p.suffix in (".csv", ".json") and p.is_file()):
+        digest.update(f"{path.name}\n{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
 
 
 def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: Path | str, full: bool = False,
@@ -110,7 +130,10 @@ def load_inputs(session: Session, as_of: date) -> Inputs:
 
 
 def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, full: bool) -> RunScope:
-    last = session.scalars(select(MatchRun).where(MatchRun.status == "complete")
+    # A run imported from another database (`broker audit import`) read that database's inputs: never
+    # the base of an incremental run here.
+    imported = select(AuditLink.ref).where(AuditLink.kind == "import")
+    last = session.scalars(select(MatchRun).where(MatchRun.status == "complete", MatchRun.id.not_in(imported))
                            .order_by(MatchRun.seq.desc()).limit(1)).first()
     if full or last is None:
         return RunScope(full=True)
@@ -268,8 +291,9 @@ def _finish_run(session: Session, run_id: str, outcome: RunOutcome) -> MatchRun:
 
 def manifest_of(session: Session, run: MatchRun) -> dict[str, Any]:
     """Every manifest field of a run, as digested into the audit chain."""
+    # Sorted here, not by the database: PostgreSQL's collation may order names differently from SQLite.
     rules = [{"name": f.name, "sha256": f.sha256} for f in
-             session.scalars(select(RunRuleFile).where(RunRuleFile.run_id == run.id).order_by(RunRuleFile.name))]
+             sorted(session.scalars(select(RunRuleFile).where(RunRuleFile.run_id == run.id)), key=lambda f: f.name)]
     return {"run_id": run.id, "seq": run.seq, "as_of": run.as_of, "mode": run.mode, "status": run.status,
             "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at), "params": run.params,
             "software": run.software, "scope": run.scope, "rules": rules, "rules_sha256": run.rules_sha256,
