@@ -76,7 +76,7 @@ def suggest(opp: OpportunityView, members: Sequence[Member], params: ConsortiumP
             break
         group = _grow(lead, pool, wanted, value, params)
         key = tuple(sorted(m.view.id for m in group))
-        if len(group) < params.min_members or key in seen:
+        if len(group) < params.min_members or key in seen or not _can_carry(group, value, params):
             continue
         seen.add(key)
         out.append(_suggestion(opp, group, wanted, value))
@@ -109,6 +109,14 @@ def _grow(lead: Member, pool: Sequence[Member], wanted: Sequence[str], value: in
             break
         group.append(best[2])
     return group
+
+
+def _can_carry(group: Sequence[Member], value: int | None, params: ConsortiumParams) -> bool:
+    """Unknown value or capacity: let the rules judge. Known: the group must reach it within the stretch."""
+    capacity = _capacity(group)
+    if value is None or capacity is None:
+        return True
+    return capacity * params.max_value_to_capacity_pct >= value * 100
 
 
 def _allowed_clusters(lead: PartyView, params: ConsortiumParams) -> set[str] | None:

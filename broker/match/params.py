@@ -21,6 +21,9 @@ class ConsortiumParams:
     member_min_capability: int = 30
     # Members come from the same or a neighbouring cluster (BRIEF, Match).
     neighbouring_clusters_only: bool = True
+    # A grouping is only suggested when its combined capacity reaches the opportunity's value within this
+    # stretch (a £118m notice is not for three charities with £150,000 between them).
+    max_value_to_capacity_pct: int = 150
 
     def __post_init__(self) -> None:
         if not 2 <= self.min_members <= self.max_members <= 4:
