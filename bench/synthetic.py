@@ -6,19 +6,25 @@ people use for it; goods-and-works notices drawn from CPV labels outside those s
 brokerage has to ignore); and notice boilerplate. Descriptions come out at about 600 characters and
 capability statements at about 25 words, as in the issue's measurements.
 
-Scales: ``regional`` (2,000 VCSEs, 1,000 open opportunities) and ``national`` (20,000 VCSEs, 10,000 open
-opportunities of which 1,000 are new tonight). ``generate(scale)`` returns both lists and the new ids.
+Scales: ``regional`` (2,000 VCSEs, 1,000 open opportunities of which 100 are new tonight) and ``national``
+(20,000 VCSEs, 10,000 open opportunities of which 1,000 are new tonight). ``generate(scale)`` returns both
+lists and the new ids. Every place name is a local authority ``broker.normalise.geography`` knows, under
+its canonical name, so the views the store gives back (``opportunity_record``/``vcse_row`` written, then
+read by ``broker.match.service.load_inputs``) equal the generated ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from broker.match.model import OpportunityView, PartyView
 from broker.normalise.cpv import catalogue
+from broker.normalise.record import OpportunityRecord, canonical_hash
 from broker.paths import DATA_DIR
 
 AS_OF = date(2025, 3, 20)  # the Thursday before the clocks change: deadlines straddle GMT and BST
@@ -139,19 +145,20 @@ NOISE_DIVISIONS = ("03", "09", "14", "15", "18", "22", "24", "30", "31", "32", "
 REGIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("West Midlands", ("Birmingham", "Coventry", "Dudley", "Sandwell", "Solihull", "Walsall",
                        "Wolverhampton", "Shropshire", "Herefordshire", "Stoke-on-Trent", "Telford and Wrekin")),
-    ("East Midlands", ("Nottingham", "Leicester", "Derby", "Lincolnshire", "Northamptonshire")),
-    ("North West", ("Manchester", "Liverpool", "Salford", "Bolton", "Wigan", "Lancashire", "Cheshire East")),
-    ("North East", ("Newcastle upon Tyne", "Sunderland", "Gateshead", "Durham", "Middlesbrough")),
-    ("Yorkshire and The Humber", ("Leeds", "Sheffield", "Bradford", "Hull", "Wakefield", "York")),
-    ("East of England", ("Norfolk", "Suffolk", "Cambridgeshire", "Essex", "Hertfordshire", "Luton")),
+    ("East Midlands", ("Nottingham", "Leicester", "Derby", "Lincoln", "West Northamptonshire")),
+    ("North West", ("Manchester", "Liverpool", "Salford", "Bolton", "Wigan", "Preston", "Cheshire East")),
+    ("North East", ("Newcastle upon Tyne", "Sunderland", "Gateshead", "County Durham", "Middlesbrough")),
+    ("Yorkshire and The Humber", ("Leeds", "Sheffield", "Bradford", "Kingston upon Hull", "Wakefield", "York")),
+    ("East of England", ("Norwich", "Ipswich", "Cambridge", "Chelmsford", "St Albans", "Luton")),
     ("London", ("Camden", "Hackney", "Lambeth", "Newham", "Tower Hamlets", "Croydon", "Barnet")),
-    ("South East", ("Kent", "Surrey", "Brighton and Hove", "Oxfordshire", "Hampshire", "Reading")),
-    ("South West", ("Bristol", "Devon", "Cornwall", "Plymouth", "Somerset", "Gloucestershire")),
+    ("South East", ("Maidstone", "Guildford", "Brighton and Hove", "Oxford", "Southampton", "Reading")),
+    ("South West", ("Bristol", "Exeter", "Cornwall", "Plymouth", "Somerset", "Gloucester")),
 )
 CLUSTERS = {"Birmingham": ("Ward End", "Perry Barr"), "Walsall": ("St Matthews Quarter",),
             "Sandwell": ("Sandwell",), "Wolverhampton": ("Central Wolverhampton",)}
 
-SCALES = {"regional": (2_000, 1_000, 1_000), "national": (20_000, 10_000, 1_000)}
+# (parties, open opportunities, of which new tonight): a tenth of the open ones are new, at both scales.
+SCALES = {"regional": (2_000, 1_000, 100), "national": (20_000, 10_000, 1_000)}
 
 
 @dataclass(frozen=True)
@@ -258,3 +265,32 @@ def _opportunity(rng: random.Random, i: int, regional: bool, noise: list[str]) -
         in_west_midlands=region == "West Midlands" and not nationwide,
         vcse_suitable=rng.choice((True, False, None)), sme_suitable=rng.choice((True, None)),
         notice_type="UK4", source="synthetic")
+
+
+# --- as store rows ---------------------------------------------------------------------------------------
+
+def opportunity_record(view: OpportunityView) -> OpportunityRecord:
+    """The normalised record that ``broker.store.opportunities.upsert_record`` stores for ``view``."""
+    return OpportunityRecord(
+        id=view.id, source=view.source, title=view.title, buyer_name=view.buyer_name, status=view.status,
+        raw_hash=hashlib.sha256(view.id.encode()).hexdigest(), description=view.description,
+        source_ids=(view.id,), notice_type=view.notice_type, deadline_at=view.deadline_at,
+        value_min_pence=view.value_min_pence, value_max_pence=view.value_max_pence, value_currency="GBP",
+        cpv_codes=view.cpv_codes, local_authority=view.local_authority, region=view.region,
+        regions=(view.region,) if view.region else (), cluster=view.cluster, nationwide=view.nationwide,
+        sme_suitable=view.sme_suitable, vcse_suitable=view.vcse_suitable, is_framework=view.is_framework,
+        is_dps=view.is_dps)
+
+
+def vcse_row(view: PartyView) -> dict[str, Any]:
+    """The ``broker.store.models.Vcse`` columns for ``view`` (content hash as the directory importer's)."""
+    rec: dict[str, Any] = {
+        "id": view.id, "name": view.name, "legal_form": None, "charity_number": None, "company_number": None,
+        "cluster": view.cluster, "cluster_derived": False, "local_authority": view.local_authority,
+        "postcode": None, "service_areas": list(view.service_areas), "capabilities": view.capabilities,
+        "keywords": list(view.keywords), "exclude_keywords": list(view.exclude_keywords),
+        "cpv_codes": list(view.cpv_codes), "annual_turnover_pence": view.annual_turnover_pence,
+        "employees": view.employees, "min_contract_value_pence": view.min_contract_value_pence,
+        "max_contract_value_pence": view.max_contract_value_pence, "certifications": [],
+        "contact_email": None, "digest_opt_in": view.digest_opt_in}
+    return {**rec, "content_hash": canonical_hash(rec)}
