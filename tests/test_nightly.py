@@ -20,6 +20,7 @@ from sqlalchemy import select
 from testpaths import FIXTURES, ROOT
 
 from broker.locking import exclusive
+from broker.match.queries import list_matches
 from broker.store.engine import make_engine, session_factory
 from broker.store.models import Digest, DigestItem, Match, Opportunity, TargetEntry
 
@@ -52,8 +53,9 @@ def state(db_url: str, outbox: Path) -> dict:
     with session_factory(engine)() as s:
         out = {
             "opportunities": sorted(s.execute(select(Opportunity.id, Opportunity.content_hash)).all()),
-            "matches": sorted(s.execute(select(Match.opportunity_id, Match.party_id, Match.score, Match.rank,
+            "matches": sorted(s.execute(select(Match.opportunity_id, Match.party_id, Match.score,
                                                Match.status, Match.reasons)).all()),
+            "ranks": sorted((m["party_id"], m["rank"], m["opportunity_id"]) for m in list_matches(s)),
             "digests": sorted(s.execute(select(Digest.id, Digest.recipient_id, Digest.content_sha256)).all()),
             "items": sorted(s.execute(select(DigestItem.digest_id, DigestItem.opportunity_id,
                                              DigestItem.party_id)).all()),

@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from broker.normalise.record import canonical_hash
 
 DECISION_FIELDS = ("stage", "opportunity_id", "party_id", "party_type", "outcome", "score", "features",
@@ -17,8 +19,19 @@ DECISION_FIELDS = ("stage", "opportunity_id", "party_id", "party_type", "outcome
 
 
 def decision_hash(decision: dict[str, Any]) -> str:
-    """Hash of one decision's content (not of its storage id or sequence number)."""
-    return canonical_hash({k: decision[k] for k in DECISION_FIELDS})
+    """Hash of one decision's content (not of its storage id or sequence number).
+
+    The canonical JSON is written by orjson (a national run hashes a million decisions): for values
+    without floats its bytes are those of ``canonical_json`` (sorted keys, no spaces, UTF-8), and a
+    decision holds no floats (facts are type-checked ints, strings and booleans; points and the blocking
+    score are ints). What orjson refuses (big integers, lone surrogates) goes through ``canonical_hash``.
+    """
+    content = {k: decision[k] for k in DECISION_FIELDS}
+    try:
+        text = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        return canonical_hash(content)
+    return hashlib.sha256(text).hexdigest()
 
 
 def decision_digest(hashes: Iterable[str | bytes]) -> str:

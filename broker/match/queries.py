@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -27,14 +29,39 @@ def list_matches(session: Session, *, run_id: str | None = None, party_id: str |
         q = q.where(Match.party_id == party_id)
     if opportunity_id:
         q = q.where(Match.opportunity_id == opportunity_id)
-    q = q.order_by(Match.party_id, Match.rank, Match.opportunity_id)
-    if limit:
-        q = q.limit(limit)
+    matches = list(session.scalars(q))
+    ranks = match_ranks(session, None if party_id is None and opportunity_id is None
+                        else sorted({m.party_id for m in matches}))
+    matches.sort(key=lambda m: (m.party_id, ranks[m.id]))
     titles = _titles(session)
     return [{"run_id": m.last_run_id, "opportunity_id": m.opportunity_id, "party_id": m.party_id,
-             "party_type": m.party_type, "score": m.score, "rank": m.rank, "levels": m.levels,
+             "party_type": m.party_type, "score": m.score, "rank": ranks[m.id], "levels": m.levels,
              "reasons": m.reasons[:3], "flags": m.flags, "members": m.members, "lead_id": m.lead_id,
-             "title": titles.get(m.opportunity_id, "")} for m in session.scalars(q)]
+             "title": titles.get(m.opportunity_id, "")} for m in (matches[:limit] if limit else matches)]
+
+
+def match_ranks(session: Session, party_ids: Sequence[str] | None = None) -> dict[int, int]:
+    """Rank of every active match within its party (all parties, or ``party_ids``), by match id.
+
+    Highest score first, then the nearest deadline (none last), then the opportunity id. Ranked here on
+    read, in Python so that SQLite and PostgreSQL (whose collations differ) give the same order.
+    """
+    q = (select(Match.id, Match.party_id, Match.opportunity_id, Match.score, Opportunity.deadline_at)
+         .outerjoin(Opportunity, Opportunity.id == Match.opportunity_id).where(Match.status == "active"))
+    if party_ids is None:
+        rows = list(session.execute(q))
+    else:
+        rows = [r for start in range(0, len(party_ids), 500)
+                for r in session.execute(q.where(Match.party_id.in_(party_ids[start:start + 500])))]
+    far = datetime.max.replace(tzinfo=UTC)
+    by_party: dict[str, list[tuple[int, datetime, str, int]]] = {}
+    for match_id, party, opp, score, deadline in rows:
+        by_party.setdefault(party, []).append((-score, deadline or far, opp, match_id))
+    ranks = {}
+    for items in by_party.values():
+        items.sort()
+        ranks.update((match_id, rank) for rank, (*_, match_id) in enumerate(items, 1))
+    return ranks
 
 
 def _run_matches(session: Session, run_id: str, party_id: str | None, opportunity_id: str | None,
@@ -74,11 +101,12 @@ def show_match(session: Session, opportunity_id: str, party_id: str, run_id: str
                        + (f" in {run_id}" if run_id else "") + ". Try `broker matches list`.")
     match = session.scalars(select(Match).where(Match.opportunity_id == opportunity_id,
                                                 Match.party_id == party_id)).first()
+    rank = match_ranks(session, [party_id]).get(match.id) if match else None
     opp = session.get(Opportunity, opportunity_id)
     data = _as_dict(decision)
     return {"run_id": decision.run_id, "opportunity_id": opportunity_id, "party_id": party_id,
             "party_type": decision.party_type, "title": opp.title if opp else "", "outcome": decision.outcome,
-            "score": decision.score, "rank": match.rank if match else None,
+            "score": decision.score, "rank": rank,
             "status": match.status if match else None, "levels": decision.detail.get("levels", {}),
             "reasons": top_reasons(data), "features": decision.features, "firings": decision.firings,
             "detail": decision.detail}

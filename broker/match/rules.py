@@ -29,9 +29,11 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import durable_rules_engine as dre
+import orjson
 from durable import engine as durable_engine
 
 from broker.match.rulefiles import Rule, RuleSet
@@ -51,6 +53,7 @@ __all__ = ["DURABLE_VERSION", "RESERVED_FIELDS", "SESSION_SIZE", "FactResult", "
            "RuleEngineError", "fnv1_32"]
 
 DURABLE_VERSION = "2.0.28"
+_FIRING_CACHE_SIZE = 100_000
 SESSION_SIZE = 5000  # facts per durable session; well under the ~50k where sessions slow down (§3.2)
 _NOT_HANDLED, _OBSERVED = 1, 2
 
@@ -67,7 +70,7 @@ class Firing(NamedTuple):
     points: int
     flag: str | None
     reason: str
-    inputs: dict[str, bool | int | str]
+    inputs: Mapping[str, bool | int | str]  # read-only: one firing may be shared by many facts
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule_id": self.rule_id, "effect": self.effect, "points": self.points, "flag": self.flag,
@@ -183,6 +186,9 @@ class RuleEngine:
         # facts evaluated, durable activations, sessions opened / deleted / swept, sessions opened because
         # of an id-hash collision
         self.stats = {"facts": 0, "firings": 0, "sessions": 0, "deleted": 0, "sweeps": 0, "split": 0}
+        # A firing is a function of its rule and the values of the rule's inputs, and most firings repeat
+        # one seen before (a nightly run makes half a million from a few thousand distinct ones).
+        self._firings: dict[tuple[Any, ...], Firing] = {}
         self._digest = hashlib.sha256()
         self._compiled: _Compiled | None = None
 
@@ -237,10 +243,18 @@ class RuleEngine:
         return results
 
     def _firing(self, rule: Rule, fact: Mapping[str, Any], fact_id: str) -> Firing:
+        """The firing of ``rule`` for ``fact`` (shared between facts with the same input values: read-only)."""
         try:
-            effect = rule.effect
-            firing = Firing(rule.id, effect.kind, effect.points_for(fact), effect.flag,
-                            rule.reason.render(fact), {name: fact[name] for name in rule.inputs})
+            # Each field has one type (the vocabulary), so True and 1 never meet under one key.
+            key = (rule.index, *[fact[name] for name in rule.inputs])
+            firing = self._firings.get(key)
+            if firing is None:
+                if len(self._firings) >= _FIRING_CACHE_SIZE:
+                    self._firings.clear()
+                effect = rule.effect
+                firing = Firing(rule.id, effect.kind, effect.points_for(fact), effect.flag,
+                                rule.reason.render(fact), MappingProxyType({name: fact[name] for name in rule.inputs}))
+                self._firings[key] = firing
         except Exception as exc:  # a failed "action" must never become a silently missing decision
             raise RuleEngineError(f"recording the firing failed: {exc!r}", rule_id=rule.id,
                                   fact_id=fact_id) from exc
@@ -258,7 +272,7 @@ class RuleEngine:
                 session = self._session_for(sessions, fnv1_32(did))
                 payload = {name: facts[pos][name] for name in spec.send}
                 payload.update({KIND_FIELD: spec.kind, "id": did, "sid": session.sid})
-                text = json.dumps(payload, ensure_ascii=False)
+                text = orjson.dumps(payload).decode("utf-8")
                 for shard in spec.shards:
                     for name in self._assert(shard, text, did, session, ids[pos]):
                         fired[pos].append(shard.rule_of[name])

@@ -61,7 +61,6 @@ class RunOutcome:
         "suggested_consortia": 0})
     hashes: list[bytes] = field(default_factory=list)
     sequence_digest: str = ""
-    matched: list[dict[str, Any]] = field(default_factory=list)  # matched pair decisions (no features)
     rejected_opportunities: list[str] = field(default_factory=list)
 
 
@@ -96,7 +95,7 @@ def evaluate_run(opportunities: Sequence[OpportunityView], parties: Sequence[Par
 
 
 class _Emitter:
-    """Hashes decisions, keeps the matched ones, and hands them to the sink in batches."""
+    """Hashes decisions, counts them, and hands them to the sink in batches (the sink keeps what it needs)."""
 
     def __init__(self, sink: Sink | None, out: RunOutcome) -> None:
         self.sink, self.out, self.buffer = sink, out, []  # type: ignore[var-annotated]
@@ -107,8 +106,6 @@ class _Emitter:
         self.out.hashes.append(bytes.fromhex(digest))
         if decision["stage"] == "pair":
             self.out.counts[decision["outcome"]] += 1
-            if decision["outcome"] == "matched":
-                self.out.matched.append({k: v for k, v in decision.items() if k != "features"})
         self.buffer.append(decision)
         if len(self.buffer) >= 5000:
             self.flush()

@@ -12,13 +12,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import platform
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker import __version__
@@ -99,10 +101,14 @@ def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: Path |
         scope = _scope(session, inputs, as_of, params, full)
         run = _start_run(session, as_of, scope, params, ruleset, inputs)
         run_id = run.id
-    outcome = evaluate_run(inputs.opportunities, inputs.parties, ruleset, params, as_of, scope,
-                           sink=_decision_sink(sessions, run_id), progress=progress)
+    writer = DecisionWriter(sessions, run_id)
+    try:
+        outcome = evaluate_run(inputs.opportunities, inputs.parties, ruleset, params, as_of, scope,
+                               sink=writer.put, progress=progress)
+    finally:
+        writer.close()
     with sessions.begin() as session:
-        _update_matches(session, run_id, outcome, inputs)
+        _update_matches(session, run_id, writer.matched, outcome, inputs, scope)
         run = _finish_run(session, run_id, outcome)
         return RunSummary(run.id, run.as_of, run.mode, dict(run.counts), run.decision_digest or "")
 
@@ -195,47 +201,134 @@ def store_snapshot(session: Session, run_id: str, inputs: Inputs) -> None:
         session.execute(insert(RunInput), rows)
 
 
-def _decision_sink(sessions: sessionmaker[Session], run_id: str) -> Callable[[list[dict[str, Any]]], None]:
-    counter = [0]
+class DecisionWriter:
+    """Stores a run's decisions on a thread of its own while the rules go on, batch by batch.
 
-    def sink(batch: list[dict[str, Any]]) -> None:
+    The queue holds at most two batches, so a slow database slows the run down instead of filling memory.
+    Sequence numbers follow the order in which the run emits decisions. The writer also keeps, for every
+    matched pair, the values the ``matches`` table shows (``matched``), so nothing holds the decisions
+    themselves. A failure to store stops the run at its next batch (or at ``close``) with that error.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], run_id: str) -> None:
+        self.sessions, self.run_id = sessions, run_id
+        self.matched: dict[tuple[str, str], dict[str, Any]] = {}
+        self._error: BaseException | None = None
+        self._raised = False
+        self._seq = 0
+        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._work, name=f"decisions-{run_id}", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: list[dict[str, Any]]) -> None:
+        self._raise_error()
         rows = []
         for d in batch:
-            counter[0] += 1
-            rows.append({"run_id": run_id, "seq": counter[0], **d})
-        with sessions.begin() as session:
-            session.execute(insert(Decision), rows)
+            self._seq += 1
+            rows.append({"run_id": self.run_id, "seq": self._seq, **d})
+        self._queue.put(rows)
 
-    return sink
+    def close(self) -> None:
+        """Wait until every batch is stored; raise the error if one could not be."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
+
+    def _work(self) -> None:
+        table = Decision.__table__
+        with self.sessions() as session:
+            while (rows := self._queue.get()) is not None:
+                if self._error is not None:
+                    continue  # keep draining, so the run is never blocked on a full queue
+                try:
+                    session.execute(insert(table), rows)
+                    session.commit()
+                    for d in rows:
+                        if d["stage"] == "pair" and d["outcome"] == "matched":
+                            self.matched[(d["opportunity_id"], d["party_id"])] = _match_values(d)
+                except BaseException as exc:  # handed to the run's thread by put() or close()
+                    session.rollback()
+                    self._error = exc
 
 
 # --- results -----------------------------------------------------------------------------------------
 
-def _update_matches(session: Session, run_id: str, outcome: RunOutcome, inputs: Inputs) -> None:
+def _update_matches(session: Session, run_id: str, matched: dict[tuple[str, str], dict[str, Any]],
+                    outcome: RunOutcome, inputs: Inputs, scope: RunScope) -> None:
+    """Bring the current ``matches`` up to this run: one row per pair.
+
+    A pair the run matched is inserted or refreshed. An active match is withdrawn when its opportunity is
+    no longer live or was rejected, when its party has left the directory, or when the run reconsidered the
+    pair (its opportunity or its party was in scope, so the pair went through blocking) and did not match
+    it. Only the rows that can change are read (an incremental run reads the matches of its scope and of
+    what has gone, not the whole table) and only rows that change are written, with executemany.
+    """
     live = {o.id for o in inputs.opportunities}
-    matched = {(d["opportunity_id"], d["party_id"]): d for d in outcome.matched}
-    existing = {(m.opportunity_id, m.party_id): m for m in session.scalars(select(Match))}
-    evaluated = {(r[0], r[1]) for r in session.execute(select(Decision.opportunity_id, Decision.party_id).where(
-        Decision.run_id == run_id, Decision.stage == "pair"))}
-    rejected_opps = set(outcome.rejected_opportunities)
-    for key, match in sorted(existing.items()):
-        gone = key[0] not in live or key[0] in rejected_opps or (key in evaluated and key not in matched)
-        if match.status == "active" and gone:
-            match.status = "withdrawn"
-            match.last_run_id = run_id
+    gone_opps = set(outcome.rejected_opportunities)
+    parties = {p.id for p in inputs.parties}
+    rows = _rows_that_may_change(session, scope, matched, live, gone_opps, parties)
+    scope_opps, scope_parties = set(scope.opportunity_ids), set(scope.party_ids)
+    withdraw = []
+    for (opp_id, party_id), row in rows.items():
+        if row.status != "active" or (opp_id, party_id) in matched:
+            continue
+        reconsidered = scope.full or opp_id in scope_opps or party_id in scope_parties
+        left = row.party_type != "suggested_consortium" and party_id not in parties
+        if opp_id not in live or opp_id in gone_opps or reconsidered or left:
+            withdraw.append({"b_id": row.id, "status": "withdrawn", "last_run_id": run_id})
+    inserts, refreshes = [], []
     for key in sorted(matched):
-        d = matched[key]
-        values = _match_values(d)
-        match = existing.get(key)
-        if match is None:
-            session.add(Match(opportunity_id=key[0], party_id=key[1], first_run_id=run_id, last_run_id=run_id,
-                              status="active", rank=0, **values))
+        values = {**matched[key], "status": "active", "last_run_id": run_id}
+        row = rows.get(key)
+        if row is None:
+            inserts.append({"opportunity_id": key[0], "party_id": key[1], "first_run_id": run_id, **values})
         else:
-            for name, value in values.items():
-                setattr(match, name, value)
-            match.status, match.last_run_id = "active", run_id
-    session.flush()
-    _rerank(session, inputs)
+            refreshes.append({"b_id": row.id, **values})
+    table = Match.__table__
+    for start in range(0, len(inserts), 5000):
+        session.execute(insert(table), inserts[start:start + 5000])
+    for changes in (refreshes, sorted(withdraw, key=lambda r: r["b_id"])):
+        if changes:
+            stmt = update(table).where(table.c.id == bindparam("b_id")).values(
+                {k: bindparam(k) for k in changes[0] if k != "b_id"})
+            for start in range(0, len(changes), 5000):
+                session.execute(stmt, changes[start:start + 5000])
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: int
+    party_type: str
+    status: str
+
+
+def _rows_that_may_change(session: Session, scope: RunScope, matched: dict[tuple[str, str], Any],
+                          live: set[str], gone_opps: set[str], parties: set[str]) -> dict[tuple[str, str], _Row]:
+    c = Match.__table__.c
+    columns = select(c.id, c.opportunity_id, c.party_id, c.party_type, c.status)
+    if scope.full:
+        return {(o, p): _Row(i, t, s) for i, o, p, t, s in session.execute(columns)}
+    active = c.status == "active"
+    opp_ids = set(scope.opportunity_ids)
+    opp_ids.update(o for o in session.scalars(select(c.opportunity_id).where(active).distinct())
+                   if o not in live or o in gone_opps)
+    party_ids = set(scope.party_ids)
+    party_ids.update(p for p in session.scalars(select(c.party_id).where(
+        active, c.party_type != "suggested_consortium").distinct()) if p not in parties)
+    # Every pair an incremental run matches has its opportunity or its party in scope; in case one ever
+    # does not, its row is read too, so it is refreshed rather than inserted twice.
+    opp_ids.update(o for o, p in matched if o not in opp_ids and p not in party_ids)
+    out: dict[tuple[str, str], _Row] = {}
+    for column, ids in ((c.opportunity_id, sorted(opp_ids)), (c.party_id, sorted(party_ids))):
+        for start in range(0, len(ids), 500):
+            for i, o, p, t, s in session.execute(columns.where(column.in_(ids[start:start + 500]))):
+                out[(o, p)] = _Row(i, t, s)
+    return out
 
 
 def _match_values(d: dict[str, Any]) -> dict[str, Any]:
@@ -258,18 +351,6 @@ def top_reasons(decision: dict[str, Any], limit: int = 5) -> list[str]:
         if r and r not in out:
             out.append(r)
     return out[:limit]
-
-
-def _rerank(session: Session, inputs: Inputs) -> None:
-    deadlines = {o.id: o.deadline_at for o in inputs.opportunities}
-    far = datetime.max.replace(tzinfo=UTC)
-    by_party: dict[str, list[Match]] = {}
-    for m in session.scalars(select(Match).where(Match.status == "active")):
-        by_party.setdefault(m.party_id, []).append(m)
-    for matches in by_party.values():
-        matches.sort(key=lambda m: (-m.score, deadlines.get(m.opportunity_id) or far, m.opportunity_id))
-        for rank, m in enumerate(matches, 1):
-            m.rank = rank
 
 
 def _finish_run(session: Session, run_id: str, outcome: RunOutcome) -> MatchRun:

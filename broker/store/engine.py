@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker.errors import SchemaNotReady
+from broker.store import jsoncodec
 
 DEFAULT_DB_URL = "sqlite:///broker.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -29,10 +30,12 @@ def database_url(explicit: str | None = None) -> str:
 def make_engine(url: str | None = None) -> Engine:
     url = database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, json_serializer=jsoncodec.dumps,
+                               json_deserializer=jsoncodec.loads)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, json_serializer=jsoncodec.dumps,
+                               json_deserializer=jsoncodec.loads)
     return engine
 
 

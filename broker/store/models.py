@@ -300,8 +300,7 @@ class Match(Base):
     party_type: Mapped[str] = mapped_column(String(24))  # vcse | consortium | suggested_consortium
     lead_id: Mapped[str | None] = mapped_column(String(255))  # who receives the digest for a consortium
     members: Mapped[list[Any]]
-    score: Mapped[int] = mapped_column(Integer)
-    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(Integer)  # the rank within the party is computed on read (queries.py)
     levels: Mapped[dict[str, Any]]
     reasons: Mapped[list[Any]]
     flags: Mapped[list[Any]]

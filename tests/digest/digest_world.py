@@ -67,7 +67,7 @@ class World:
               members: list[Any] | None = None, reasons: list[str] | None = None,
               status: str = "active") -> Match:
         row = Match(opportunity_id=opp, party_id=party, party_type=party_type, lead_id=lead,
-                    members=members or [], score=score, rank=1, levels={"capability": "strong"},
+                    members=members or [], score=score, levels={"capability": "strong"},
                     reasons=reasons if reasons is not None else [f"reason one for {opp}", "reason two",
                                                                  "reason three", "reason four"],
                     flags=[], status=status, first_run_id="run-1", last_run_id="run-1")

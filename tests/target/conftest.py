@@ -61,7 +61,7 @@ class Rows:
         row = self.session.query(Match).filter_by(opportunity_id=oid, party_id=party).one_or_none()
         if row is None:
             row = Match(opportunity_id=oid, party_id=party, party_type=party_type, lead_id=lead,
-                        members=members or [], score=80, rank=1, levels={}, reasons=[], flags=[], status=status,
+                        members=members or [], score=80, levels={}, reasons=[], flags=[], status=status,
                         first_run_id=first_run or run, last_run_id=run)
             self.session.add(row)
         else:
