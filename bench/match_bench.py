@@ -19,8 +19,9 @@ run over every opportunity, the nightly one with ``RunScope(full=False, opportun
 ``--store sqlite|postgres`` writes the data into a fresh database (opportunities through
 ``upsert_record``, VCSEs as rows) and measures ``broker.match.service.run_match`` end to end, snapshot,
 decision storage and the matches update included: a full run the night before without tonight's new
-opportunities (measured too), then tonight's nightly incremental (a new business day, so matches whose
-deadline is near are re-checked as well: the scope is printed), then a full re-match of everything.
+opportunities (measured too), then tonight's nightly incremental on the next business day (the scope is
+printed: the new opportunities, plus near-deadline matches when the rules make pair decisions depend on
+the date, which the shipped rules do not), then a full re-match of everything.
 
 Targets (the issue, on this 2-core machine): national nightly in 60 s or less with peak memory under
 2 GiB; national full re-match in 15 minutes or less. The PASS/MISS lines are informational: the exit code

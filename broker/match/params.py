@@ -33,7 +33,9 @@ class ConsortiumParams:
 @dataclass(frozen=True)
 class MatchParams:
     min_score: int = 40  # a pair that no rule rejects matches from this score (0-100)
-    recheck_days: int = 7  # incremental runs re-check live matches whose deadline is this close
+    # incremental runs re-check live matches whose deadline is this close (when a rule makes pair decisions
+    # depend on the date: service.pairs_change_with_the_date)
+    recheck_days: int = 7
     pair_batch: int = 20_000
     candidates: CandidateParams = DEFAULT_PARAMS
     levels: Levels = DEFAULT_LEVELS

@@ -29,6 +29,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -77,15 +78,19 @@ class Firing(NamedTuple):
                 "reason": self.reason, "inputs": dict(self.inputs)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FactResult:
-    """The firings for one input fact, in rule-set order."""
+    """The firings for one input fact, in rule-set order.
+
+    An opportunity's result is read again for every one of its pairs: what is derived from the firings
+    is computed once (the firings never change).
+    """
 
     id: str | int
     kind: str
     firings: tuple[Firing, ...]
 
-    @property
+    @cached_property
     def rejected(self) -> bool:
         return any(f.effect == "reject" for f in self.firings)
 
@@ -93,9 +98,15 @@ class FactResult:
     def needs_consortium(self) -> bool:
         return any(f.effect == "needs_consortium" for f in self.firings)
 
-    @property
+    @cached_property
     def score(self) -> int:
         return sum(f.points for f in self.firings)
+
+    @cached_property
+    def firing_dicts(self) -> tuple[dict[str, Any], ...]:
+        """The firings as a decision records them (shared between decisions: read-only)."""
+        return tuple({"rule_id": f.rule_id, "stage": self.kind, "effect": f.effect, "points": f.points,
+                      "flag": f.flag, "reason": f.reason} for f in self.firings)
 
     @property
     def flags(self) -> tuple[str, ...]:

@@ -132,8 +132,7 @@ def _stage(engine: RuleEngine, kind: str, items: Sequence[Any], make_fact: Calla
 
 def _decision(stage: str, opportunity_id: str, party_id: str, party_type: str, features: dict[str, Any],
               results: Sequence[FactResult], min_score: int | None, detail: dict[str, Any]) -> dict[str, Any]:
-    firings = [{"rule_id": f.rule_id, "stage": r.kind, "effect": f.effect, "points": f.points, "flag": f.flag,
-                "reason": f.reason} for r in results for f in r.firings]
+    firings = [f for r in results for f in r.firing_dicts]
     rejected = any(r.rejected for r in results)
     score = max(0, min(100, sum(r.score for r in results)))
     if rejected:

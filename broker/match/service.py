@@ -31,9 +31,11 @@ from broker.match.params import MatchParams
 from broker.match.rulefiles import RuleSet, load_rules
 from broker.match.run import RunOutcome, RunScope, evaluate_run
 from broker.match.views import consortium_view, opportunity_view, vcse_view, view_hash, view_json
+from broker.match.vocabulary import DATED_FIELDS
 from broker.normalise.dates import LONDON
 from broker.normalise.record import canonical_hash
 from broker.paths import DATA_DIR
+from broker.store import jsoncodec
 from broker.store.models import (
     AuditLink,
     Consortium,
@@ -98,7 +100,7 @@ def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: Path |
     with sessions.begin() as session:
         _abandon_unfinished(session)
         inputs = load_inputs(session, as_of)
-        scope = _scope(session, inputs, as_of, params, full)
+        scope = _scope(session, inputs, as_of, params, ruleset, full)
         run = _start_run(session, as_of, scope, params, ruleset, inputs)
         run_id = run.id
     writer = DecisionWriter(sessions, run_id)
@@ -135,21 +137,22 @@ def load_inputs(session: Session, as_of: date) -> Inputs:
     return Inputs(opportunities, parties, hashes)
 
 
-def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, full: bool) -> RunScope:
+def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, ruleset: RuleSet,
+           full: bool) -> RunScope:
     # A run imported from another database (`broker audit import`) read that database's inputs: never
     # the base of an incremental run here.
     imported = select(AuditLink.ref).where(AuditLink.kind == "import")
     last = session.scalars(select(MatchRun).where(MatchRun.status == "complete", MatchRun.id.not_in(imported))
                            .order_by(MatchRun.seq.desc()).limit(1)).first()
-    if full or last is None:
-        return RunScope(full=True)
+    if full or last is None or last.rules_sha256 != ruleset.sha256 or last.params != params.to_json():
+        return RunScope(full=True)  # first run, or other rules or parameters: every decision may differ
     before = {(r.kind, r.entity_id): r.content_hash for r in
               session.scalars(select(RunInput).where(RunInput.run_id == last.id))}
     changed = sorted(k for k, h in inputs.hashes.items() if before.get(k) != h)
     opp_ids = {i for kind, i in changed if kind == "opportunity"}
-    if last.as_of != as_of.isoformat():
-        # A new business day: live matches whose deadline is getting close are re-checked against the
-        # deadline rules (the same day twice re-checks nothing, so a re-run changes nothing).
+    if last.as_of != as_of.isoformat() and pairs_change_with_the_date(ruleset):
+        # A new business day, and rules that make a pair's decision depend on the date: live matches whose
+        # deadline is getting close are re-checked (the same day twice re-checks nothing).
         soon = datetime.combine(as_of + timedelta(days=params.recheck_days), time(23, 59), tzinfo=LONDON)
         live = {o.id for o in inputs.opportunities}
         recheck = session.scalars(select(Match.opportunity_id)
@@ -157,6 +160,19 @@ def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, f
                                   .where(Match.status == "active", Opportunity.deadline_at <= soon.astimezone(UTC)))
         opp_ids.update(i for i in recheck if i in live)
     return RunScope(False, tuple(sorted(opp_ids)), tuple(sorted(i for kind, i in changed if kind == "party")))
+
+
+def pairs_change_with_the_date(ruleset: RuleSet) -> bool:
+    """Whether a pair's decision can change from one business day to the next when nothing else has.
+
+    Only a rule reading a dated field (days to the deadline) makes it so, and not every such rule: the
+    opportunity rules run for every live opportunity in every run, and an opportunity one of them rejects
+    has its matches withdrawn, so a dated *reject* rule on opportunities needs no pair re-checked. A dated
+    score or flag, or a dated pair rule, changes pair decisions: their near-deadline matches are re-checked.
+    """
+    return any(set(rule.inputs) & set(DATED_FIELDS)
+               and not (rule.applies_to == "opportunity" and rule.effect.kind == "reject")
+               for rule in ruleset.rules)
 
 
 def _abandon_unfinished(session: Session) -> None:
@@ -240,13 +256,12 @@ class DecisionWriter:
             raise self._error
 
     def _work(self) -> None:
-        table = Decision.__table__
         with self.sessions() as session:
             while (rows := self._queue.get()) is not None:
                 if self._error is not None:
                     continue  # keep draining, so the run is never blocked on a full queue
                 try:
-                    session.execute(insert(table), rows)
+                    _insert_decisions(session, rows)
                     session.commit()
                     for d in rows:
                         if d["stage"] == "pair" and d["outcome"] == "matched":
@@ -254,6 +269,29 @@ class DecisionWriter:
                 except BaseException as exc:  # handed to the run's thread by put() or close()
                     session.rollback()
                     self._error = exc
+
+
+_DECISION_COLUMNS = ("run_id", "seq", "stage", "opportunity_id", "party_id", "party_type", "outcome", "score",
+                     "features", "firings", "detail", "decision_hash")
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _insert_decisions(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One executemany straight to the driver, the JSON columns serialised here.
+
+    A national run stores a million decisions; SQLAlchemy's per-row parameter processing cost more than
+    the database's own work. The statement names its columns and takes plain values (text for JSON, which
+    PostgreSQL casts on insert), so nothing in a decision is ever part of the SQL.
+    """
+    connection = session.connection()
+    mark = _MARKS[connection.dialect.paramstyle]
+    sql = (f"INSERT INTO {Decision.__tablename__} ({', '.join(_DECISION_COLUMNS)}) "
+           f"VALUES ({', '.join([mark] * len(_DECISION_COLUMNS))})")
+    dumps = jsoncodec.dumps
+    connection.exec_driver_sql(sql, [
+        (d["run_id"], d["seq"], d["stage"], d["opportunity_id"], d["party_id"], d["party_type"], d["outcome"],
+         d["score"], dumps(d["features"]), dumps(d["firings"]), dumps(d["detail"]), d["decision_hash"])
+        for d in rows])
 
 
 # --- results -----------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FACT_KINDS = ("opportunity", "party", "pair")
+# Fields whose value changes with the run's business date alone (an incremental run re-checks matches
+# when a rule reads one: broker.match.service.pairs_change_with_the_date).
+DATED_FIELDS = ("days_to_deadline",)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, date, datetime
+import shutil
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from testpaths import FIXTURES, ROOT
 
 from broker.match import service
 from broker.match.queries import list_matches, show_match
+from broker.match.rulefiles import load_rules
 from broker.store.engine import make_engine, session_factory
 from broker.store.models import ConsortiumMember, Match, MatchRun, Opportunity, Vcse
 
@@ -182,3 +184,57 @@ def test_a_run_whose_decisions_cannot_be_stored_fails_and_is_abandoned_by_the_ne
     engine.dispose()
     assert statuses == {"run-000001": "abandoned", summary.run_id: "complete"}
     assert summary.mode == "full" and summary.counts["matched"] > 0
+
+
+CLOSING_SOON = """rules:
+  - id: closing-soon
+    description: The deadline is near; say so on the match.
+    applies_to: pair
+    when: {field: days_to_deadline, lt: 14}
+    effect: {flag: closing-soon}
+    reason: "Closes in {days_to_deadline} days"
+"""
+
+
+def _scope(db_url: str, run_id: str) -> dict:
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        scope = s.get(MatchRun, run_id).scope
+    engine.dispose()
+    return scope
+
+
+def test_the_next_business_day_rechecks_near_deadline_matches_only_when_a_rule_reads_the_date(run, db_url,
+                                                                                                tmp_path):
+    _ok(run, "ingest", str(CSV))
+    _ok(run, "directory", "import", str(VCSES), "--consortia", CONSORTIA)
+    shipped = str(ROOT / "rules")
+    dated = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", dated)
+    (dated / "closing.yaml").write_text(CLOSING_SOON, encoding="utf-8")
+    assert not service.pairs_change_with_the_date(load_rules(shipped))  # deadlines only reject opportunities
+    assert service.pairs_change_with_the_date(load_rules(dated))
+
+    def match(as_of: str, rules: str) -> dict:
+        result = run("match", "--as-of", as_of, "--rules", rules, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    match("2020-04-16", shipped)
+    nothing_new = match("2020-04-17", shipped)
+    assert _scope(db_url, nothing_new["run_id"]) == {"full": False, "opportunity_ids": [], "party_ids": []}
+    assert nothing_new["counts"]["pairs_considered"] == 0
+    assert nothing_new["counts"]["opportunities_rejected"] > 0  # the deadline rules still ran on every notice
+
+    new_rules = match("2020-04-17", str(dated))
+    assert new_rules["mode"] == "full"  # other rules than the last run's: everything is matched again
+    rechecked = match("2020-04-18", str(dated))
+    scope = _scope(db_url, rechecked["run_id"])
+    assert rechecked["mode"] == "incremental" and scope["opportunity_ids"]
+    assert rechecked["counts"]["pairs_considered"] > 0
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        deadlines = dict(s.execute(select(Opportunity.id, Opportunity.deadline_at)).all())
+    engine.dispose()
+    soon = datetime(2020, 4, 18 + 7, 23, 59, tzinfo=UTC) + timedelta(hours=1)  # recheck_days, UK summer time
+    assert all(deadlines[o] is not None and deadlines[o] <= soon for o in scope["opportunity_ids"])
