@@ -31,7 +31,8 @@ def business_date(text: str | None) -> date:
 @click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
               help="Folder of rule files.")
-@click.option("--full", is_flag=True, help="Re-match everything, not only what changed since the last run.")
+@click.option("--full", is_flag=True, help="Re-match everything, not only what changed since the last run "
+              "(a run with other rules or parameters than the last one is always full).")
 @json_option
 @pass_app
 @handle_errors

@@ -120,11 +120,13 @@ def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: Path |
 def load_inputs(session: Session, as_of: date) -> Inputs:
     """Live opportunities (open or planned, deadline not before ``as_of``) and every party."""
     day_start = datetime.combine(as_of, time(0), tzinfo=LONDON).astimezone(UTC)
-    rows = session.scalars(select(Opportunity).where(
+    # Plain rows, not ORM objects (the views read their columns by name): a national directory is 20,000
+    # VCSEs and 10,000 live notices, read every night.
+    rows = session.execute(select(Opportunity.__table__).where(
         Opportunity.status.in_(LIVE_STATUSES),
         (Opportunity.deadline_at.is_(None)) | (Opportunity.deadline_at >= day_start)).order_by(Opportunity.id))
-    opportunities = [opportunity_view(r) for r in rows]
-    vcses = {v.id: vcse_view(v) for v in session.scalars(select(Vcse).order_by(Vcse.id))}
+    opportunities = [opportunity_view(r) for r in rows]  # type: ignore[arg-type]
+    vcses = {v.id: vcse_view(v) for v in session.execute(select(Vcse.__table__).order_by(Vcse.id))}  # type: ignore[arg-type]
     members: dict[str, list[str]] = {}
     for m in session.scalars(select(ConsortiumMember).order_by(ConsortiumMember.consortium_id,
                                                                 ConsortiumMember.position)):
@@ -146,8 +148,8 @@ def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, r
                            .order_by(MatchRun.seq.desc()).limit(1)).first()
     if full or last is None or last.rules_sha256 != ruleset.sha256 or last.params != params.to_json():
         return RunScope(full=True)  # first run, or other rules or parameters: every decision may differ
-    before = {(r.kind, r.entity_id): r.content_hash for r in
-              session.scalars(select(RunInput).where(RunInput.run_id == last.id))}
+    before = {(kind, entity_id): content_hash for kind, entity_id, content_hash in session.execute(
+        select(RunInput.kind, RunInput.entity_id, RunInput.content_hash).where(RunInput.run_id == last.id))}
     changed = sorted(k for k, h in inputs.hashes.items() if before.get(k) != h)
     opp_ids = {i for kind, i in changed if kind == "opportunity"}
     if last.as_of != as_of.isoformat() and pairs_change_with_the_date(ruleset):
@@ -197,18 +199,18 @@ def _start_run(session: Session, as_of: date, scope: RunScope, params: MatchPara
 
 
 def store_snapshot(session: Session, run_id: str, inputs: Inputs) -> None:
-    """Content-addressed copies of every input the run reads (shared across runs)."""
-    views: dict[str, tuple[str, dict[str, Any]]] = {}
+    """Content-addressed copies of every input the run reads (shared across runs: only new ones are written)."""
+    views: dict[str, tuple[str, OpportunityView | PartyView]] = {}
     for o in inputs.opportunities:
-        views[inputs.hashes[("opportunity", o.id)]] = ("opportunity", view_json(o))
+        views[inputs.hashes[("opportunity", o.id)]] = ("opportunity", o)
     for p in inputs.parties:
-        views[inputs.hashes[("party", p.id)]] = ("party", view_json(p))
+        views[inputs.hashes[("party", p.id)]] = ("party", p)
     have: set[str] = set()
     keys = sorted(views)
     for start in range(0, len(keys), 500):
         chunk = keys[start:start + 500]
         have.update(session.scalars(select(Snapshot.content_hash).where(Snapshot.content_hash.in_(chunk))))
-    new = [{"content_hash": h, "kind": views[h][0], "record": views[h][1]} for h in keys if h not in have]
+    new = [{"content_hash": h, "kind": views[h][0], "record": view_json(views[h][1])} for h in keys if h not in have]
     if new:
         session.execute(insert(Snapshot), new)
     rows = [{"run_id": run_id, "kind": k, "entity_id": i, "content_hash": h}
@@ -256,19 +258,27 @@ class DecisionWriter:
             raise self._error
 
     def _work(self) -> None:
-        with self.sessions() as session:
-            while (rows := self._queue.get()) is not None:
-                if self._error is not None:
-                    continue  # keep draining, so the run is never blocked on a full queue
-                try:
-                    _insert_decisions(session, rows)
-                    session.commit()
-                    for d in rows:
-                        if d["stage"] == "pair" and d["outcome"] == "matched":
-                            self.matched[(d["opportunity_id"], d["party_id"])] = _match_values(d)
-                except BaseException as exc:  # handed to the run's thread by put() or close()
-                    session.rollback()
-                    self._error = exc
+        done = False
+        try:
+            with self.sessions() as session:
+                while not done:
+                    rows = self._queue.get()
+                    if rows is None:
+                        done = True
+                    elif self._error is None:  # after an error, keep draining: the run never blocks on put()
+                        try:
+                            _insert_decisions(session, rows)
+                            session.commit()
+                            for d in rows:
+                                if d["stage"] == "pair" and d["outcome"] == "matched":
+                                    self.matched[(d["opportunity_id"], d["party_id"])] = _match_values(d)
+                        except BaseException as exc:  # handed to the run's thread by put() or close()
+                            session.rollback()
+                            self._error = exc
+        except BaseException as exc:  # opening or closing the session itself
+            self._error = self._error or exc
+            while not done:
+                done = self._queue.get() is None
 
 
 _DECISION_COLUMNS = ("run_id", "seq", "stage", "opportunity_id", "party_id", "party_type", "outcome", "score",
@@ -394,8 +404,8 @@ def top_reasons(decision: dict[str, Any], limit: int = 5) -> list[str]:
 def _finish_run(session: Session, run_id: str, outcome: RunOutcome) -> MatchRun:
     run = session.get(MatchRun, run_id)
     assert run is not None
-    inputs = [(r.kind, r.entity_id, r.content_hash) for r in
-              session.scalars(select(RunInput).where(RunInput.run_id == run_id))]
+    inputs = [tuple(r) for r in session.execute(
+        select(RunInput.kind, RunInput.entity_id, RunInput.content_hash).where(RunInput.run_id == run_id))]
     run.counts = dict(outcome.counts)
     run.input_digest = input_digest(inputs)
     run.decision_digest = decision_digest(outcome.hashes)
