@@ -60,6 +60,11 @@ def _ok(run, *args: str) -> dict:
     return json.loads(result.output)
 
 
+def _load(run) -> None:
+    _ok(run, "ingest", str(CSV))
+    _ok(run, "directory", "import", str(VCSES), "--consortia", CONSORTIA)
+
+
 def _match(run, *args: str) -> dict:
     result = run("match", "--as-of", AS_OF, "--rules", str(ROOT / "rules"), "--json", *args)
     assert result.exit_code == 0, result.output
@@ -119,8 +124,7 @@ def test_an_incremental_run_leaves_the_matches_a_full_run_would(run, db_url, tmp
 
 
 def test_matches_of_a_party_that_left_the_directory_are_withdrawn(run, db_url):
-    _ok(run, "ingest", str(CSV))
-    _ok(run, "directory", "import", str(VCSES), "--consortia", CONSORTIA)
+    _load(run)
     _match(run)
     engine = make_engine(db_url)
     with session_factory(engine).begin() as s:
@@ -141,8 +145,7 @@ def test_matches_of_a_party_that_left_the_directory_are_withdrawn(run, db_url):
 
 
 def test_ranks_are_per_party_by_score_then_deadline_and_the_same_however_the_list_is_filtered(run, db_url):
-    _ok(run, "ingest", str(CSV))
-    _ok(run, "directory", "import", str(VCSES), "--consortia", CONSORTIA)
+    _load(run)
     _match(run)
     engine = make_engine(db_url)
     with session_factory(engine)() as s:
@@ -166,8 +169,7 @@ def test_ranks_are_per_party_by_score_then_deadline_and_the_same_however_the_lis
 
 
 def test_a_run_whose_decisions_cannot_be_stored_fails_and_is_abandoned_by_the_next(db_url, run, monkeypatch):
-    _ok(run, "ingest", str(CSV))
-    _ok(run, "directory", "import", str(VCSES), "--consortia", CONSORTIA)
+    _load(run)
     engine = make_engine(db_url)
     sessions = session_factory(engine)
 
@@ -206,8 +208,7 @@ def _scope(db_url: str, run_id: str) -> dict:
 
 def test_the_next_business_day_rechecks_near_deadline_matches_only_when_a_rule_reads_the_date(run, db_url,
                                                                                                 tmp_path):
-    _ok(run, "ingest", str(CSV))
-    _ok(run, "directory", "import", str(VCSES), "--consortia", CONSORTIA)
+    _load(run)
     shipped = str(ROOT / "rules")
     dated = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", dated)
