@@ -19,18 +19,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import and_, case, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from broker.digest.formatting import deadline_cutoff
+from broker.match.queries import rank_key
 from broker.store.models import Digest, DigestFeedback, DigestItem, DigestPreference, Match, Opportunity, Vcse
 
 SENDABLE_STATUSES = ("open",)
 PARTY_TYPES = ("vcse", "consortium", "suggested_consortium")
 _TYPE_ORDER = {t: i for i, t in enumerate(PARTY_TYPES)}
-_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,8 @@ class Candidate:
     opportunity: Opportunity
 
     def rank_key(self) -> tuple[int, datetime, str]:
-        """Best first: score desc, then deadline asc (unknown last), then opportunity id."""
-        deadline = self.opportunity.deadline_at or _FAR_FUTURE
-        return (-self.match.score, deadline, self.opportunity.id)
+        """Best first, as the party's matches are ranked (``broker.match.queries.rank_key``)."""
+        return rank_key(self.match.score, self.opportunity.deadline_at, self.opportunity.id)
 
 
 def _recipient_expr():  # type: ignore[no-untyped-def]

@@ -43,8 +43,8 @@ def list_matches(session: Session, *, run_id: str | None = None, party_id: str |
 def match_ranks(session: Session, party_ids: Sequence[str] | None = None) -> dict[int, int]:
     """Rank of every active match within its party (all parties, or ``party_ids``), by match id.
 
-    Highest score first, then the nearest deadline (none last), then the opportunity id. Ranked here on
-    read, in Python so that SQLite and PostgreSQL (whose collations differ) give the same order.
+    Ordered by ``rank_key``. Ranked here on read, in Python so that SQLite and PostgreSQL (whose
+    collations differ) give the same order.
     """
     active = Match.status == "active"
     parts = [None] if party_ids is None else [party_ids[i:i + 500] for i in range(0, len(party_ids), 500)]
@@ -55,15 +55,22 @@ def match_ranks(session: Session, party_ids: Sequence[str] | None = None) -> dic
         # each opportunity's deadline once, not once per match (half a million matches, 10,000 notices)
         deadlines.update(session.execute(select(Opportunity.id, Opportunity.deadline_at).where(
             Opportunity.id.in_(select(Match.opportunity_id).where(where)))).all())
-    far = datetime.max.replace(tzinfo=UTC)
-    by_party: dict[str, list[tuple[int, datetime, str, int]]] = {}
+    by_party: dict[str, list[tuple[tuple[int, datetime, str], int]]] = {}
     for match_id, party, opp, score in rows:
-        by_party.setdefault(party, []).append((-score, deadlines.get(opp) or far, opp, match_id))
+        by_party.setdefault(party, []).append((rank_key(score, deadlines.get(opp), opp), match_id))
     ranks = {}
     for items in by_party.values():
         items.sort()
-        ranks.update((match_id, rank) for rank, (*_, match_id) in enumerate(items, 1))
+        ranks.update((match_id, rank) for rank, (_, match_id) in enumerate(items, 1))
     return ranks
+
+
+NO_DEADLINE = datetime.max.replace(tzinfo=UTC)
+
+
+def rank_key(score: int, deadline: datetime | None, opportunity_id: str) -> tuple[int, datetime, str]:
+    """How matches are ordered for a party (lists, digests): highest score, nearest deadline (none last), id."""
+    return (-score, deadline or NO_DEADLINE, opportunity_id)
 
 
 def _run_matches(session: Session, run_id: str, party_id: str | None, opportunity_id: str | None,
