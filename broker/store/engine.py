@@ -29,13 +29,12 @@ def database_url(explicit: str | None = None) -> str:
 
 def make_engine(url: str | None = None) -> Engine:
     url = database_url(url)
+    json = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60}, json_serializer=jsoncodec.dumps,
-                               json_deserializer=jsoncodec.loads)
+        engine = create_engine(url, connect_args={"timeout": 60}, **json)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, json_serializer=jsoncodec.dumps,
-                               json_deserializer=jsoncodec.loads)
+        engine = create_engine(url, pool_pre_ping=True, **json)
     return engine
 
 
