@@ -1,8 +1,10 @@
 """The feedback experiment: does feedback on earlier nights improve what a VCSE is shown later?
 
 The set's notices are split by publication date into nights. Two scratch databases replay the nights in
-order, each night ingesting only that night's notices and running the matcher on the night's last
-publication date, the way the nightly job would. In the "with feedback" arm, after each night every
+order, each night ingesting only that night's notices and running the matcher, the way the nightly job
+would. A night's business date is its first publication day: every notice of the night is still open then
+(deadlines follow publication), whereas a later date would expire some of them before they are ranked
+(the second set's nights span months). The matcher does not read publication dates. In the "with feedback" arm, after each night every
 profile's top ``shown`` new items (what a digest would send it, in digest order) are given the set's label
 through the feedback store (:func:`broker.digest.feedback.record_feedback`): grade 0 as ``not_relevant``,
 grade 1 or 2 as ``interested``; items the set never graded get no feedback. Quality is measured on each
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,8 @@ class FeedbackExperiment:
     changed_rankings: int
     evaluated_pairs: int
     per_night: dict[int, dict[str, Scores]]
+    # {arm ("without"/"with"): {night: {profile: ranked new notices}}}; not in as_dict (large)
+    lists: dict[str, dict[int, dict[str, list[str]]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"set": self.set_name, "shown": self.shown, "nights": [n.as_dict() for n in self.nights],
@@ -204,7 +208,7 @@ def run_feedback_experiment(labelled: LabelledSet, *, nights: int, rules_dir: Pa
     for key, night in night_of_key.items():
         if published[key] is not None:
             days_of.setdefault(night, []).append(published[key])  # type: ignore[arg-type]
-    dates = {n: max(days_of[n]) if n in days_of else labelled.as_of for n in range(1, nights + 1)}
+    dates = {n: min(days_of[n]) if n in days_of else labelled.as_of for n in range(1, nights + 1)}
     files = _items_by_night(labelled, night_of_key)
     plain, _ = _run_arm(labelled, files, notices_of, dates, feedback=False, shown=shown, rules_dir=rules_dir,
                         workdir=workdir)
@@ -246,4 +250,4 @@ def _summarise(labelled: LabelledSet, nights: int, shown: int, notices_of: dict[
         return MethodSummary(mean_scores(arms[arm]), empty[arm], sum(shown_none) / len(shown_none) if shown_none else 0.0)
 
     return FeedbackExperiment(labelled.name, shown, night_rows, summary("without"), summary("with"), changed, pairs,
-                              per_night)
+                              per_night, {"without": plain, "with": fed})
