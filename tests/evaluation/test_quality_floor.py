@@ -8,7 +8,7 @@ Measured when this test was written (``broker eval --split test``):
 
 | set, test split | matcher nDCG / R@20 / noise | keyword alert nDCG / R@20 | plain BM25 nDCG / R@20 |
 | --- | --- | --- | --- |
-| cf2020 (16 profiles) | 0.435 / 0.396 / 0.421 | 0.250 / 0.374 | 0.503 / 0.797 |
+| cf2020 (16 profiles) | 0.441 / 0.405 / 0.393 | 0.236 / 0.347 | 0.513 / 0.813 |
 | mixed (6 profiles) | 0.633 / 0.667 / 0.000 | 0.465 / 0.417 | 0.837 / 1.000 |
 """
 
