@@ -161,6 +161,11 @@ def evaluate_set(labelled: LabelledSet, *, rules_dir: Path, splits: Sequence[str
         load_set_into(sessions, labelled)
         run_match(sessions, as_of=labelled.as_of, rules_dir=rules_dir, full=True)
         with sessions() as session:
+            missing = sorted(set(labelled.grades) - set(profiles(session)))
+            if missing:
+                # a graded profile that is not in the profile files would score as "shown nothing"
+                raise InputError(f"grades name profiles no profile file holds: {', '.join(missing[:5])}",
+                                 file=str(labelled.folder))
             rankings = rank_all(session, labelled, labelled.profiles_in("all"))
     per_profile = {p: {m: score_ranking(rankings[m][p], labelled.grades[p]) for m in METHODS}
                    for p in labelled.profiles_in("all")}

@@ -93,3 +93,21 @@ def test_load_set_names_file_line_and_field_for_a_bad_grade(tmp_path: Path) -> N
 def test_load_set_without_manifest_says_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="set.json"):
         load_set(tmp_path)
+
+
+def test_a_graded_profile_missing_from_the_profile_files_stops_the_evaluation(tmp_path: Path) -> None:
+    from testpaths import FIXTURES, ROOT
+
+    from broker.evaluation.labelled import evaluate_set
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    src = FIXTURES / "labelled_2"
+    (folder / "set.json").write_text((src / "set.json").read_text().replace(
+        "../opportunities/", str(FIXTURES / "opportunities") + "/"))
+    (folder / "splits.csv").write_text((src / "splits.csv").read_text())
+    (folder / "grades.csv").write_text((src / "grades.csv").read_text())
+    lines = (src / "profiles.csv").read_text().splitlines(keepends=True)
+    (folder / "profiles.csv").write_text("".join(lines[:-1]))  # M22 dropped, its grades kept
+    with pytest.raises(InputError, match="M22"):
+        evaluate_set(load_set(folder), rules_dir=ROOT / "rules", workdir=tmp_path)
