@@ -111,3 +111,21 @@ def test_a_graded_profile_missing_from_the_profile_files_stops_the_evaluation(tm
     (folder / "profiles.csv").write_text("".join(lines[:-1]))  # M22 dropped, its grades kept
     with pytest.raises(InputError, match="M22"):
         evaluate_set(load_set(folder), rules_dir=ROOT / "rules", workdir=tmp_path)
+
+
+def test_the_experiment_scores_later_nights_only_and_sees_a_ranking_that_feedback_changed(tmp_path: Path) -> None:
+    """The summary step on hand-made lists: feedback that moves a relevant notice up must show as a gain."""
+    from broker.evaluation.nights import _summarise
+
+    labelled = load_set(_write_set(tmp_path))
+    labelled.grades["P1"].update({"n1": 2, "n2a": 0, "n2b": 2})
+    notices_of = {1: {"n1"}, 2: {"n2a", "n2b"}}
+    dates = {1: date(2025, 1, 1), 2: date(2025, 1, 2)}
+    plain = {1: {"P1": ["n1"]}, 2: {"P1": ["n2a", "n2b"]}}
+    fed = {1: {"P1": ["n1"]}, 2: {"P1": ["n2b", "n2a"]}}
+    e = _summarise(labelled, 2, 10, notices_of, dates, {1: [dates[1]], 2: [dates[2]]}, plain, fed, {1: 0, 2: 1})
+    assert e.evaluated_pairs == 1 and e.changed_rankings == 1
+    assert e.with_feedback.scores.ndcg_at_10 == pytest.approx(1.0)
+    assert e.without.scores.ndcg_at_10 < 1.0
+    assert e.without.scores.noise_at_10 == e.with_feedback.scores.noise_at_10 == 0.5
+    assert [n.feedback for n in e.nights] == [0, 1]
