@@ -70,7 +70,10 @@ def eval_cmd(folders: tuple[str, ...], split: str, rules_dir: str, per_profile: 
 def _as_json(result: SetEvaluation, per_profile: bool, splits: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"set": result.set_name, "as_of": result.as_of, "splits": {
         name: {"profiles": r.profiles, "profiles_with_nothing_relevant": r.nothing_relevant,
-               "methods": {m: s.as_dict() for m, s in r.methods.items()}} for name, r in result.splits.items()}}
+               "methods": {m: s.as_dict() for m, s in r.methods.items()},
+               "matcher_ndcg_vs": {b: dict(zip(("better", "same", "worse"), v, strict=True))
+                                   for b, v in r.head_to_head.items()}}
+        for name, r in result.splits.items()}}
     if per_profile:
         out["per_profile"] = {p: {"split": splits[p], **{m: s.as_dict() for m, s in v.items()}}
                               for p, v in result.per_profile.items()}
@@ -89,6 +92,9 @@ def _print_set(result: SetEvaluation) -> None:
             click.echo(f"  {NAMES[method]:14}{s.ndcg_at_10:8.3f}{s.p_at_5:7.3f}{s.recall_at_20:7.3f}"
                        f"{s.noise_at_10:9.3f}{s.unjudged_at_10:12.3f}{s.returned:7d}"
                        f"{m.left_empty:11d}{m.shown_to_nothing_relevant:14.1f}")
+        versus = "; ".join(f"vs {NAMES[base]} {up} better, {same} same, {down} worse"
+                           for base, (up, same, down) in r.head_to_head.items())
+        click.echo(f"  per profile, matcher nDCG@10 {versus}")
         click.echo("")
 
 

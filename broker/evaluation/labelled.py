@@ -67,6 +67,8 @@ class SplitReport:
     profiles: int
     nothing_relevant: int
     methods: dict[str, MethodSummary]
+    # {baseline: (profiles where the matcher's nDCG@10 is higher, equal, lower)}
+    head_to_head: dict[str, tuple[int, int, int]]
 
 
 @dataclass(frozen=True)
@@ -145,13 +147,19 @@ def summarise(labelled: LabelledSet, rankings: dict[str, dict[str, list[str]]], 
     relevant = [p for p in ids if labelled.has_relevant(p)]
     empty_handed = [p for p in ids if not labelled.has_relevant(p)]
     methods = {}
+    ndcg = {m: {p: score_ranking(r.get(p, []), labelled.grades[p]).ndcg_at_10 for p in relevant}
+            for m, r in rankings.items()}
+    versus = {}
+    for base in (m for m in METHODS if m != "matcher" and m in ndcg):
+        diffs = [round(ndcg["matcher"][p] - ndcg[base][p], 9) for p in relevant]
+        versus[base] = (sum(d > 0 for d in diffs), sum(d == 0 for d in diffs), sum(d < 0 for d in diffs))
     for method, ranked in rankings.items():
         scores = [score_ranking(ranked.get(p, []), labelled.grades[p]) for p in relevant]
         shown = [min(10, len(ranked.get(p, []))) for p in empty_handed]
         methods[method] = MethodSummary(
             mean_scores(scores), sum(1 for p in relevant if not ranked.get(p)),
             sum(shown) / len(shown) if shown else 0.0)
-    return SplitReport(labelled.name, split, len(relevant), len(empty_handed), methods)
+    return SplitReport(labelled.name, split, len(relevant), len(empty_handed), methods, versus)
 
 
 def evaluate_set(labelled: LabelledSet, *, rules_dir: Path, splits: Sequence[str] = SPLITS,

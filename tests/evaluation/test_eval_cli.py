@@ -27,6 +27,8 @@ def test_json_has_every_method_split_and_profile() -> None:
         for figures in split["methods"].values():
             assert {"ndcg@10", "p@5", "recall@20", "noise@10", "unjudged@10", "left_empty"} <= set(figures)
             assert figures["unjudged@10"] == 0.0  # every pair of this set is graded
+        for counts in split["matcher_ndcg_vs"].values():
+            assert sum(counts.values()) == split["profiles"]
     assert len(one["per_profile"]) == 22
     assert one["per_profile"]["M01"]["split"] == "tune"
 
@@ -37,6 +39,7 @@ def test_table_names_the_three_rankings() -> None:
     assert "Set mixed (as of 2019-04-24), test split: 6 profiles with relevant notices, 5 with none" in result.output
     for name in ("matcher", "keyword alert", "plain BM25"):
         assert f"\n  {name}" in result.output
+    assert "per profile, matcher nDCG@10 vs keyword alert" in result.output
 
 
 def test_pool_out_writes_only_pairs_without_a_grade(tmp_path) -> None:
