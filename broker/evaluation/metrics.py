@@ -19,10 +19,12 @@ class Scores:
     recall_at_20: float
     noise_at_10: float
     returned: int
+    unjudged_at_10: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {"ndcg@10": self.ndcg_at_10, "p@5": self.p_at_5, "recall@20": self.recall_at_20,
-                "noise@10": self.noise_at_10, "returned": float(self.returned)}
+                "noise@10": self.noise_at_10, "unjudged@10": self.unjudged_at_10,
+                "returned": float(self.returned)}
 
 
 def _gain(grade: int) -> float:
@@ -61,13 +63,26 @@ def noise_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float
     return sum(1 for item in shown if judged.get(item, 0) == 0) / len(shown)
 
 
+def unjudged_at(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
+    """Share of the top k items shown that the set never graded (0 when nothing is shown).
+
+    A high share means the figures of that ranking rest on the pooling assumption (unjudged = 0) and
+    undersell it: grade its new pairs before trusting them.
+    """
+    shown = ranking[:k]
+    if not shown:
+        return 0.0
+    return sum(1 for item in shown if item not in judged) / len(shown)
+
+
 def score_ranking(ranking: Sequence[str], judged: Mapping[str, int]) -> Scores:
     return Scores(ndcg_at(ranking, judged, 10), precision_at(ranking, judged, 5), recall_at(ranking, judged, 20),
-                  noise_at(ranking, judged, 10), len(ranking))
+                  noise_at(ranking, judged, 10), len(ranking), unjudged_at(ranking, judged, 10))
 
 
 def mean_scores(per_profile: Sequence[Scores]) -> Scores:
     n = len(per_profile) or 1
     return Scores(sum(s.ndcg_at_10 for s in per_profile) / n, sum(s.p_at_5 for s in per_profile) / n,
                   sum(s.recall_at_20 for s in per_profile) / n, sum(s.noise_at_10 for s in per_profile) / n,
-                  round(sum(s.returned for s in per_profile) / n))
+                  round(sum(s.returned for s in per_profile) / n),
+                  sum(s.unjudged_at_10 for s in per_profile) / n)
