@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker.errors import InputError
+from broker.normalise.keys import fit_key
 from broker.normalise.record import canonical_hash, canonical_json
 from broker.sources import registry
 from broker.sources.base import SourceItem
@@ -158,10 +159,11 @@ def _ingest_chunk(session: Session, chunk: list[SourceItem], report: FileReport,
         else:
             assert item.release is not None
             report.releases_seen += 1
-            seen_ocids.add(str(item.release["ocid"]))
+            ocid_key = fit_key(str(item.release["ocid"]))
+            seen_ocids.add(ocid_key)
             if _store_release(session, item.release, item.package_meta, stored):
                 report.releases_new += 1
-                touched.setdefault(str(item.release["ocid"]), item.package_meta)
+                touched.setdefault(ocid_key, item.package_meta)
     for ocid in sorted(touched):
         _compile_ocid(session, ocid, touched[ocid], report, path, file_sha)
     # An ocid whose releases were all stored before compiles to what is stored already.
@@ -210,7 +212,7 @@ def _compile_ocid(session: Session, ocid: str, meta: dict[str, Any] | None, repo
 
 def _stored_releases(session: Session, chunk: list[SourceItem]) -> set[tuple[str, str, str]]:
     """(ocid, release id, raw hash) of the chunk's releases already stored: one query per chunk."""
-    ocids = sorted({str(i.release["ocid"]) for i in chunk if i.kind == "release" and i.release is not None})
+    ocids = sorted({fit_key(str(i.release["ocid"])) for i in chunk if i.kind == "release" and i.release is not None})
     if not ocids:
         return set()
     rows = session.execute(select(Release.ocid, Release.release_id, Release.raw_hash)
@@ -223,7 +225,7 @@ def _store_release(session: Session, release: dict[str, Any], meta: dict[str, An
     """Keep a raw release verbatim (JSON-safe); False when this exact release is already stored."""
     safe = json.loads(canonical_json(release))
     raw_hash = canonical_hash(safe)
-    key = (str(safe["ocid"]), str(safe["id"]), raw_hash)
+    key = (fit_key(str(safe["ocid"])), fit_key(str(safe["id"])), raw_hash)
     if key in stored:
         return False
     stored.add(key)

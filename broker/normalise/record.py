@@ -18,6 +18,8 @@ from typing import Any
 
 from broker.normalise.dates import iso_utc
 
+MAX_ID = 255
+"""Opportunity ids are keys in VARCHAR(255) columns throughout the store."""
 STATUSES = ("planned", "open", "closed", "cancelled", "awarded")
 
 _DATETIME_FIELDS = ("published_at", "deadline_at", "contract_start", "contract_end")
@@ -70,6 +72,8 @@ class OpportunityRecord:
     match_keys: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        if not self.id or len(self.id) > MAX_ID:
+            raise ValueError(f"record id must be 1 to {MAX_ID} characters (broker.normalise.keys.fit_key)")
         if self.status not in STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
         for name in ("value_min_pence", "value_max_pence"):
