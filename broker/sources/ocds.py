@@ -39,6 +39,7 @@ RAW_LIMIT = 100_000
 DERIVED_ID_PREFIX = "derived-sha256-"
 _LINKED_KEYS = frozenset({"url", "date", "tag"})
 _CONTAINER_KEY = {OCDS_RELEASE_PACKAGE: "releases", OCDS_RECORD_PACKAGE: "records"}
+_SNIFF_LINES, _SNIFF_LINE_BYTES = 5, 1 << 24
 _META_DEPTH = 6  # publisher.name, extensions.item: deeper package metadata is not read
 _ITEM_PREFIX = {OCDS_RELEASE_PACKAGE: "releases.item", OCDS_RECORD_PACKAGE: "records.item",
                 OCDS_RECORD: "", OCDS_RELEASE: "", OCDS_RELEASE_JSONL: ""}
@@ -70,25 +71,33 @@ def read_ocds(path: str | Path, fmt: str, progress: ProgressCallback | None = No
     if fmt in _CONTAINER_KEY:
         _check_container(path, encoding, _CONTAINER_KEY[fmt], name)
     with stream:
-        if fmt == OCDS_RELEASE_JSONL and _first_line_is_json(path, encoding):
+        if fmt == OCDS_RELEASE_JSONL and _is_json_lines(path, encoding):
             yield from _read_lines(stream, name)
         else:
             # Concatenated JSON that is not one value per line is read as a stream of values.
             yield from _read_stream(stream, name, fmt, meta)
 
 
-def _first_line_is_json(path: str | Path, encoding: str) -> bool:
+def _is_json_lines(path: str | Path, encoding: str) -> bool:
+    """Whether any of the first few non-blank lines is a JSON object on its own (one release per line).
+
+    Looking past the first line means a garbled first line is quarantined alone rather than making the
+    whole file read as one broken stream. Pretty-printed JSON has no line that is a whole object there.
+    """
     stream, _ = open_utf8_binary(path, encoding=encoding)
     with stream:
-        for line in stream:
-            if line.strip():
-                try:
-                    bounded.loads(line)
-                except bounded.LimitExceeded:
-                    return True  # JSON, only too deep: that line is quarantined on its own
-                except ValueError:
-                    return False
-                return True
+        looked = 0
+        while looked < _SNIFF_LINES and (line := stream.readline(_SNIFF_LINE_BYTES)):
+            if not line.strip():
+                continue
+            looked += 1
+            try:
+                if isinstance(bounded.loads(line), dict):
+                    return True
+            except bounded.LimitExceeded:
+                return True  # JSON, only too deep: that line is quarantined on its own
+            except ValueError:
+                continue
     return False
 
 

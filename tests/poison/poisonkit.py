@@ -46,7 +46,7 @@ def csv_rows(path: Path) -> list[list[str]]:
 def write_csv(path: Path, rows: list[list[str]]) -> Path:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerows(rows)
-    path.write_text(buf.getvalue(), encoding="utf-8")
+    path.write_text(buf.getvalue(), encoding="utf-8", errors="surrogatepass")  # a lone surrogate: bad bytes
     return path
 
 
