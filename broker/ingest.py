@@ -8,6 +8,7 @@ committed in chunks so a huge file streams in bounded memory; re-running a file 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -142,12 +143,53 @@ def ingest_items(sessions: sessionmaker[Session], items: Iterable[SourceItem], *
     seen: dict[tuple[str, str], str] = {}
     stream = _guarded(iter(items), path, report)
     for chunk in _chunks(stream, CHUNK):
-        with sessions.begin() as session:
-            _ingest_chunk(session, chunk, report, path, file_sha, seen)
+        _store_chunk(sessions, chunk, report, path, file_sha, seen)
     if report.duplicate_ids:
         report.warnings.append(f"ocdsmerge merged {report.duplicate_ids} arrays holding repeated ids "
                                f"(publisher data; the first: {report.duplicate_example})")
     return report
+
+
+def _store_chunk(sessions: sessionmaker[Session], chunk: list[SourceItem], report: FileReport, path: str,
+                 file_sha: str, seen: dict[tuple[str, str], str]) -> None:
+    """One transaction per chunk; if the database refuses something in it, the chunk again item by item,
+    so only the item it refuses is quarantined (with the database's reason) and the rest are stored."""
+    before, seen_before = copy.deepcopy(report), dict(seen)
+    try:
+        with sessions.begin() as session:
+            _ingest_chunk(session, chunk, report, path, file_sha, seen)
+        return
+    except Exception:  # noqa: BLE001 - retried below, one item at a time, to find the one refused
+        pass
+    _restore(report, before)
+    seen.clear()
+    seen.update(seen_before)
+    for item in chunk:
+        kept, seen_kept = copy.deepcopy(report), dict(seen)
+        try:
+            with sessions.begin() as session:
+                _ingest_chunk(session, [item], report, path, file_sha, seen)
+        except Exception as exc:  # noqa: BLE001 - this item alone is refused
+            _restore(report, kept)
+            seen.clear()
+            seen.update(seen_kept)
+            error = InputError(f"the database refused it ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})",
+                               file=path, locator=item.locator)
+            raw = canonical_json(item.release) if item.release is not None else item.raw
+            with sessions.begin() as session:
+                _quarantine(session, error, _safe_text(raw), report, path, file_sha)
+
+
+def _restore(report: FileReport, saved: FileReport) -> None:
+    for name in vars(saved):
+        setattr(report, name, getattr(saved, name))
+
+
+def _safe_text(text: str | None) -> str | None:
+    try:
+        return text if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+    except Exception:  # noqa: BLE001 - the raw text is a courtesy; the reason is what matters
+        return None
 
 
 def _guarded(items: Iterator[SourceItem], path: str, report: FileReport) -> Iterator[SourceItem]:

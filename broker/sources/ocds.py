@@ -217,7 +217,7 @@ def _checked_release(release: Any, label: str, name: str, meta: dict[str, Any] |
         return _error(InputError("a release is not a JSON object", file=name, locator=label), raw=_raw(release))
     ocid, rid = release.get("ocid"), release.get("id")
     locator = f"{label} (ocid={ocid}, id={rid})"
-    problem = _missing(release)
+    problem = _missing(release) or _unstorable(release)
     if problem is not None:
         field, reason = problem
         return _error(InputError(reason, file=name, locator=locator, field=field), raw=_raw(release))
@@ -244,6 +244,17 @@ def _missing(release: dict[str, Any]) -> tuple[str, str] | None:
     rid = release.get("id")
     if not _blank(rid) and not isinstance(rid, (str, int)):
         return "id", "the release id is not a string"
+    return None
+
+
+def _unstorable(release: dict[str, Any]) -> tuple[str | None, str] | None:
+    """Text no database can store: an unpaired surrogate (``\\ud800`` in JSON Lines; the streaming
+    parser already turns one into ``?``). The raw release is kept verbatim, so it is refused whole."""
+    try:
+        canonical_json(release).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return None, (f"the release holds an unpaired surrogate ({exc.object[exc.start:exc.end]!a}), "
+                      "which is not text any database can store")
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 
@@ -135,3 +136,42 @@ def test_the_shipped_fixtures_are_untouched_by_the_nightly_file_rules(db_url, tm
         engine.dispose()
     assert summary.failed_files == 0 and summary.quarantined == 0, summary.problems[:3]
     assert not (inbox / "quarantine").exists()
+
+
+def test_a_record_the_database_refuses_is_quarantined_alone(db_url, tmp_path, monkeypatch):
+    """Before: one refused row rolled back its whole chunk and stopped the file."""
+    import sqlalchemy.exc
+
+    import broker.ingest as ingest_module
+
+    pkg = package()
+    releases = distinct_releases(pkg, 4)
+    victim = releases[2]["ocid"]
+    real = ingest_module.upsert_record
+
+    def refuse(session, record):
+        if record.ocid == victim:
+            raise sqlalchemy.exc.DataError("INSERT ...", {}, Exception("value too long for type"))
+        return real(session, record)
+
+    monkeypatch.setattr(ingest_module, "upsert_record", refuse)
+    report = run_ingest(db_url, write_json(tmp_path / "p.json", {**pkg, "releases": releases}))
+    got = stored(db_url)
+    assert got["ocids"] == {r["ocid"] for r in releases} - {victim}
+    [(locator, _, reason)] = got["quarantine"]
+    assert victim in locator and "the database refused it (DataError" in reason
+    assert report.files[0].failed is None and report.total("new") == 3 and report.total("quarantined") == 1
+
+
+def test_a_jsonl_release_with_an_unpaired_surrogate_is_quarantined_alone(db_url, tmp_path):
+    """Before: UnicodeEncodeError when storing it stopped the file (on both databases)."""
+    releases = distinct_releases(package(), 3)
+    releases[0]["tender"]["title"] = "bad \ud800 title"
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=True) for r in releases) + "\n", encoding="utf-8")
+    report = run_ingest(db_url, path)
+    got = stored(db_url)
+    assert got["ocids"] == {r["ocid"] for r in releases[1:]}
+    [(locator, _, reason)] = got["quarantine"]
+    assert locator.startswith("line 1") and "unpaired surrogate" in reason
+    assert report.files[0].failed is None
