@@ -63,6 +63,28 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the nesting limit (for configuration files that are not rule files)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self._depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise YamlProblem(mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def safe_load_bounded(text: str) -> Any:
+    """``yaml.safe_load`` that refuses nesting deeper than :data:`MAX_DEPTH` (``YamlProblem``)
+    instead of exhausting the stack; YAML syntax errors still raise ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(text: str) -> Any:
     """Parse one YAML document into plain data with line numbers.
 

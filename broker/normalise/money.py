@@ -96,7 +96,7 @@ def gbp_to_pence(value: Any) -> int | None:
     if amount is None:
         return None
     if amount.is_finite() and amount < 0:
-        raise NegativeAmount(f"negative amount {amount}: amounts cannot be below zero")
+        raise NegativeAmount(f"negative amount {amount}: amount must be a non-negative number below £1 trillion")
     if not amount.is_finite() or amount >= MAX_PLAUSIBLE:
         raise ValueError(f"amount must be a non-negative number below £1 trillion, got {value!r}")
     return int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from poisonkit import PRIVATE_JSONL, distinct_releases, package, run_ingest, stored, write_json
 from testpaths import ROOT
@@ -132,3 +133,21 @@ def test_a_rule_file_nested_1000_deep_in_block_style_is_a_clean_error(tmp_path):
     (tmp_path / "deep.yaml").write_text("rules:\n  " + "- " * 1000 + "x\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["rules", "check", str(tmp_path)])
     assert result.exit_code == 1 and "nested more than 40 levels deep" in result.stdout
+
+
+def test_a_target_config_nested_1000_deep_is_a_config_error(tmp_path):
+    """Before: yaml.safe_load raised RecursionError."""
+    from broker.errors import ConfigError
+    from broker.target.config import load_config
+
+    path = tmp_path / "target.yaml"
+    path.write_text("target: " + "[" * 1000 + "]" * 1000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested more than 40 levels deep"):
+        load_config(path)
+
+
+def test_a_harvested_page_nested_past_the_stack_is_refused_as_malformed():
+    from broker.sources.harvest.pages import strict_loads
+
+    with pytest.raises(ValueError, match="nested too deep"):
+        strict_loads(deep(100_000))
