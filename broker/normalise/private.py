@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from broker.errors import InputError
 from broker.normalise import cpv, dates, geography, money
 from broker.normalise.keys import fit_key, title_key
-from broker.normalise.record import OpportunityRecord, build_record, canonical_hash
+from broker.normalise.record import OpportunityRecord, build_record, canonical_hash, refuse_nul
 from broker.normalise.text import clean_text, match_key, one_line, split_list
 
 SOURCE = "private"
@@ -68,6 +68,7 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
     Raises:
         InputError: a required value is blank or a value cannot be read; ``field`` names the key.
     """
+    refuse_nul(fields)
     for key in REQUIRED:
         if not one_line(fields.get(key)):
             raise InputError(f"{key} is required", field=key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -127,6 +128,19 @@ def _storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def refuse_nul(fields: Mapping[str, str]) -> None:
+    """Raise ``InputError`` naming the first field that holds a NUL byte.
+
+    Text never holds one, so the record is refused (quarantined) rather than the byte silently
+    dropped; the reader's locator gives the row, the message the position within the field.
+    """
+    from broker.errors import InputError
+
+    for name, value in fields.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InputError(f"a NUL byte in {name!r} at character {value.index(chr(0)) + 1}", field=name)
 
 
 def canonical_json(data: Any) -> str:

@@ -188,9 +188,6 @@ def _item(rec: CsvRecord, header: list[str], path: str) -> SourceItem:
     if len(rec.fields) != len(header):
         return error(f"row has {len(rec.fields)} fields, the header has {len(header)}"
                      + (" (truncated?)" if len(rec.fields) < len(header) else ""))
-    nul = nul_field(rec.fields, header)
-    if nul is not None:
-        return error(nul[1], nul[0])
     row: Mapping[str, str] = dict(zip(header, rec.fields, strict=True))
     try:
         record = record_from_row(row)
@@ -201,15 +198,6 @@ def _item(rec: CsvRecord, header: list[str], path: str) -> SourceItem:
     except Exception as exc:  # noqa: BLE001 - whatever one row does, the next rows are still read
         return error(f"the row could not be read ({type(exc).__name__}: {str(exc)[:200]})")
     return SourceItem(kind="record", locator=rec.locator, record=record)
-
-
-def nul_field(fields: list[str], header: list[str]) -> tuple[str, str] | None:
-    """(column, reason) for the first field holding a NUL byte: text never does, so the row is refused
-    (rather than the byte silently dropped), and only that row."""
-    for name, value in zip(header, fields, strict=False):
-        if "\x00" in value:
-            return name, f"a NUL byte in column {name!r} at character {value.index(chr(0)) + 1}"
-    return None
 
 
 def open_csv_text(path: str, progress: ProgressCallback | None = None) -> IO[str]:

@@ -22,7 +22,7 @@ from broker.errors import InputError
 from broker.normalise.private import COLUMNS, REQUIRED, canonical_fields, json_type, record_from_private
 from broker.sources import bounded
 from broker.sources.base import ProgressCallback, SourceItem
-from broker.sources.cf_csv import CsvRecord, csv_records, nul_field, open_csv_text
+from broker.sources.cf_csv import CsvRecord, csv_records, open_csv_text
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,6 @@ def _csv_items(fh: IO[str], records: Iterator[CsvRecord], header: list[str],
             elif len(rec.fields) != len(header):
                 yield state.error(f"row has {len(rec.fields)} fields, the header has {len(header)}",
                                   rec.locator, rec.raw)
-            elif (nul := nul_field(rec.fields, header)) is not None:
-                yield state.error(nul[1], rec.locator, rec.raw, nul[0])
             else:
                 yield state.item(dict(zip(header, rec.fields, strict=True)), rec.locator, rec.raw)
 
