@@ -8,6 +8,7 @@ committed in chunks so a huge file streams in bounded memory; re-running a file 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -21,10 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker.errors import InputError
-from broker.normalise.record import canonical_hash, canonical_json
+from broker.normalise.keys import fit_key
+from broker.normalise.private import SOURCE as PRIVATE_SOURCE
+from broker.normalise.private import loose_private_key
+from broker.normalise.record import OpportunityRecord, canonical_hash, canonical_json
 from broker.sources import registry
 from broker.sources.base import SourceItem
-from broker.store.models import IngestedFile, Release
+from broker.store.models import IngestedFile, OpportunityKey, Release, SourceRecord
 from broker.store.opportunities import Outcome, upsert_record
 from broker.store.quarantine import quarantine
 
@@ -45,6 +49,12 @@ class FileReport:
     releases_new: int = 0
     releases_seen: int = 0
     problems: list[str] = field(default_factory=list)
+    # Why the file as a whole could not be read (nothing in it was): the nightly moves it to quarantine/.
+    failed: str | None = None
+    # Stored, but worth a look: possible id typos, ocdsmerge's duplicate-id notes (one line per file).
+    warnings: list[str] = field(default_factory=list)
+    duplicate_ids: int = 0
+    duplicate_example: str | None = None
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -104,15 +114,26 @@ def ingest_file(sessions: sessionmaker[Session], path: str, *, progress: Progres
         error = exc if isinstance(exc, InputError) else InputError(str(exc), file=path)
         if error.file is None:
             error.file = path
-        with sessions.begin() as session:
-            quarantine(session, error, None, file_sha256=_safe_sha(path))
-        report.quarantined += 1
-        report.problems.append(error.describe())
+        _file_failed(sessions, report, error, _safe_sha(path))
         return report
-    ingest_items(sessions, items, path=path, file_sha=file_sha, report=report)
-    with sessions.begin() as session:
-        _record_file(session, path, file_sha, report)
+    try:
+        ingest_items(sessions, items, path=path, file_sha=file_sha, report=report)
+        with sessions.begin() as session:
+            _record_file(session, path, file_sha, report)
+    except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the files after it
+        # Chunks committed before the failure stay (ingest is idempotent: the file can be ingested again).
+        _file_failed(sessions, report, InputError(f"ingest stopped ({type(exc).__name__}: {str(exc)[:300]})",
+                                                  file=path, locator=f"after {report.releases_seen} releases"),
+                     file_sha)
     return report
+
+
+def _file_failed(sessions: sessionmaker[Session], report: FileReport, error: InputError, file_sha: str) -> None:
+    with sessions.begin() as session:
+        quarantine(session, error, None, file_sha256=file_sha)
+    report.quarantined += 1
+    report.problems.append(error.describe())
+    report.failed = error.describe()
 
 
 def ingest_items(sessions: sessionmaker[Session], items: Iterable[SourceItem], *, path: str, file_sha: str,
@@ -120,15 +141,62 @@ def ingest_items(sessions: sessionmaker[Session], items: Iterable[SourceItem], *
     """Store the items of one file, committing in chunks."""
     report = report or FileReport(path=path)
     seen: dict[tuple[str, str], str] = {}
-    stream = _guarded(iter(items), path)
+    stream = _guarded(iter(items), path, report)
     for chunk in _chunks(stream, CHUNK):
-        with sessions.begin() as session:
-            _ingest_chunk(session, chunk, report, path, file_sha, seen)
+        _store_chunk(sessions, chunk, report, path, file_sha, seen)
+    if report.duplicate_ids:
+        report.warnings.append(f"ocdsmerge merged {report.duplicate_ids} arrays holding repeated ids "
+                               f"(publisher data; the first: {report.duplicate_example})")
     return report
 
 
-def _guarded(items: Iterator[SourceItem], path: str) -> Iterator[SourceItem]:
-    """A reader that fails part-way still gives its good items, then one error item for the failure."""
+def _store_chunk(sessions: sessionmaker[Session], chunk: list[SourceItem], report: FileReport, path: str,
+                 file_sha: str, seen: dict[tuple[str, str], str]) -> None:
+    """One transaction per chunk; if the database refuses something in it, the chunk again item by item,
+    so only the item it refuses is quarantined (with the database's reason) and the rest are stored."""
+    before, seen_before = copy.deepcopy(report), dict(seen)
+    try:
+        with sessions.begin() as session:
+            _ingest_chunk(session, chunk, report, path, file_sha, seen)
+        return
+    except Exception:  # noqa: BLE001 - retried below, one item at a time, to find the one refused
+        pass
+    _restore(report, before)
+    seen.clear()
+    seen.update(seen_before)
+    for item in chunk:
+        kept, seen_kept = copy.deepcopy(report), dict(seen)
+        try:
+            with sessions.begin() as session:
+                _ingest_chunk(session, [item], report, path, file_sha, seen)
+        except Exception as exc:  # noqa: BLE001 - this item alone is refused
+            _restore(report, kept)
+            seen.clear()
+            seen.update(seen_kept)
+            error = InputError(f"the database refused it ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})",
+                               file=path, locator=item.locator)
+            raw = canonical_json(item.release) if item.release is not None else item.raw
+            with sessions.begin() as session:
+                _quarantine(session, error, _safe_text(raw), report, path, file_sha)
+
+
+def _restore(report: FileReport, saved: FileReport) -> None:
+    for name in vars(saved):
+        setattr(report, name, getattr(saved, name))
+
+
+def _safe_text(text: str | None) -> str | None:
+    try:
+        return text if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+    except Exception:  # noqa: BLE001 - the raw text is a courtesy; the reason is what matters
+        return None
+
+
+def _guarded(items: Iterator[SourceItem], path: str, report: FileReport) -> Iterator[SourceItem]:
+    """A reader that fails part-way still gives its good items, then one error item for the failure.
+
+    A failure before the first item means the file as a whole could not be read (``report.failed``).
+    """
     count = 0
     try:
         for item in items:
@@ -136,11 +204,16 @@ def _guarded(items: Iterator[SourceItem], path: str) -> Iterator[SourceItem]:
             yield item
     except InputError as exc:
         exc.file = exc.file or path
-        exc.locator = exc.locator or f"after item {count}"
-        yield SourceItem(kind="error", locator=exc.locator, error=exc)
-    except (OSError, UnicodeError, ValueError) as exc:
-        yield SourceItem(kind="error", locator=f"after item {count}",
-                         error=InputError(f"reading stopped: {exc}", file=path, locator=f"after item {count}"))
+        exc.locator = exc.locator or (f"after item {count}" if count else None)
+        if not count:
+            report.failed = exc.describe()
+        yield SourceItem(kind="error", locator=exc.locator or "", error=exc)
+    except Exception as exc:  # noqa: BLE001 - the items read so far are kept whatever stopped the reader
+        error = InputError(f"reading stopped ({type(exc).__name__}: {str(exc)[:300]})", file=path,
+                           locator=f"after item {count}")
+        if not count:
+            report.failed = error.describe()
+        yield SourceItem(kind="error", locator=error.locator or "", error=error)
 
 
 def _ingest_chunk(session: Session, chunk: list[SourceItem], report: FileReport, path: str,
@@ -158,10 +231,11 @@ def _ingest_chunk(session: Session, chunk: list[SourceItem], report: FileReport,
         else:
             assert item.release is not None
             report.releases_seen += 1
-            seen_ocids.add(str(item.release["ocid"]))
+            ocid_key = fit_key(str(item.release["ocid"]))
+            seen_ocids.add(ocid_key)
             if _store_release(session, item.release, item.package_meta, stored):
                 report.releases_new += 1
-                touched.setdefault(str(item.release["ocid"]), item.package_meta)
+                touched.setdefault(ocid_key, item.package_meta)
     for ocid in sorted(touched):
         _compile_ocid(session, ocid, touched[ocid], report, path, file_sha)
     # An ocid whose releases were all stored before compiles to what is stored already.
@@ -181,6 +255,8 @@ def _ingest_record(session: Session, item: SourceItem, report: FileReport, path:
     earlier = seen.get(key)
     if earlier is None:
         seen[key] = content
+        if record.source == PRIVATE_SOURCE:
+            _check_private_id(session, record, item.locator, report)
         report.count(upsert_record(session, record))
     elif earlier == content:
         report.unchanged += 1
@@ -190,6 +266,27 @@ def _ingest_record(session: Session, item: SourceItem, report: FileReport, path:
         _quarantine(session, error, canonical_json(record.to_json()), report, path, file_sha)
 
 
+def _check_private_id(session: Session, record: OpportunityRecord, locator: str, report: FileReport) -> None:
+    """Warn when an officer's id differs from one already stored only in punctuation or spacing.
+
+    Both are kept as separate opportunities (ids are compared exactly); the warning lets an officer
+    notice a typo such as ``WHT/2026/001`` for ``WHT-2026-001``.
+    """
+    officer_id = record.source_ids[0].removeprefix("private:") if record.source_ids else record.id
+    key = loose_private_key(officer_id)
+    owner = session.get(OpportunityKey, key)
+    if owner is None:
+        session.add(OpportunityKey(key=key, opportunity_id=record.id))
+        return
+    if owner.opportunity_id == record.id:
+        return
+    other = session.scalars(select(SourceRecord.record).where(
+        SourceRecord.source == PRIVATE_SOURCE, SourceRecord.source_key == owner.opportunity_id)).first()
+    shown = (other or {}).get("source_ids", [owner.opportunity_id])[0].removeprefix("private:")
+    report.warnings.append(f"{locator}: private id {officer_id!r} differs from {shown!r} only in punctuation or "
+                           "spacing; they are kept as two opportunities (use one id if they are the same)")
+
+
 def _compile_ocid(session: Session, ocid: str, meta: dict[str, Any] | None, report: FileReport,
                   path: str, file_sha: str) -> None:
     from broker.normalise.compile import compile_releases
@@ -197,20 +294,27 @@ def _compile_ocid(session: Session, ocid: str, meta: dict[str, Any] | None, repo
 
     releases = [r.raw for r in session.scalars(
         select(Release).where(Release.ocid == ocid).order_by(Release.date, Release.release_id, Release.id))]
+    notes: list[str] = []
     try:
-        records = normalise_compiled(compile_releases(releases), package_meta=meta)
-    except InputError as exc:
-        exc.file = exc.file or path
-        exc.locator = exc.locator or f"ocid {ocid}"
-        _quarantine(session, exc, canonical_json(releases[-1]), report, path, file_sha)
+        records = normalise_compiled(compile_releases(releases, warnings_out=notes), package_meta=meta)
+    except Exception as exc:  # noqa: BLE001 - one ocid that cannot be compiled never stops the others
+        error = exc if isinstance(exc, InputError) else InputError(
+            f"the releases could not be compiled ({type(exc).__name__}: {str(exc)[:300]})")
+        error.file = error.file or path
+        error.locator = error.locator or f"ocid {ocid}"
+        _quarantine(session, error, canonical_json(releases[-1]), report, path, file_sha)
         return
+    finally:
+        if notes:
+            report.duplicate_ids += len(notes)
+            report.duplicate_example = report.duplicate_example or f"ocid {ocid}: {notes[0][:200]}"
     for record in records:
         report.count(upsert_record(session, record))
 
 
 def _stored_releases(session: Session, chunk: list[SourceItem]) -> set[tuple[str, str, str]]:
     """(ocid, release id, raw hash) of the chunk's releases already stored: one query per chunk."""
-    ocids = sorted({str(i.release["ocid"]) for i in chunk if i.kind == "release" and i.release is not None})
+    ocids = sorted({fit_key(str(i.release["ocid"])) for i in chunk if i.kind == "release" and i.release is not None})
     if not ocids:
         return set()
     rows = session.execute(select(Release.ocid, Release.release_id, Release.raw_hash)
@@ -223,7 +327,7 @@ def _store_release(session: Session, release: dict[str, Any], meta: dict[str, An
     """Keep a raw release verbatim (JSON-safe); False when this exact release is already stored."""
     safe = json.loads(canonical_json(release))
     raw_hash = canonical_hash(safe)
-    key = (str(safe["ocid"]), str(safe["id"]), raw_hash)
+    key = (fit_key(str(safe["ocid"])), fit_key(str(safe["id"])), raw_hash)
     if key in stored:
         return False
     stored.add(key)

@@ -67,6 +67,7 @@ class NightlySummary:
     counted_pence: int = 0
     report: str = ""
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -114,7 +115,8 @@ def _ingest_inbox(sessions: sessionmaker[Session], inbox: Path, summary: Nightly
         summary.updated += report.updated
         summary.quarantined += report.quarantined
         summary.problems.extend(report.problems)
-        if report.format is None:
+        summary.warnings.extend(f"{path.name}: {w}" for w in report.warnings)
+        if report.format is None or report.failed:
             summary.failed_files += 1
             target = _move(path, inbox / QUARANTINE)
             target.with_name(target.name + ".reason.txt").write_text("\n".join(report.problems) + "\n",

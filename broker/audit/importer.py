@@ -218,7 +218,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             for number, line in enumerate(fh, 1):
                 if line.strip():
                     yield f"line {number}", _object(json.loads(line), path, number)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"cannot read the export: {exc}", file=str(path)) from None
 
 

@@ -73,6 +73,8 @@ def _print_report(report: IngestReport) -> None:
             click.echo(f"  quarantined: {problem}", err=True)
         if len(f.problems) > 20:
             click.echo(f"  ... and {len(f.problems) - 20} more (broker quarantine list)", err=True)
+        for warning in f.warnings[:20]:
+            click.echo(f"  warning: {warning}", err=True)
     s = report.summary()
     click.echo(f"Total: {s['files']} files, {s['new']} new, {s['updated']} updated, {s['unchanged']} unchanged, "
                f"{s['quarantined']} quarantined ({s['releases_new']} new OCDS releases stored).")

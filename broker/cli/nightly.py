@@ -91,6 +91,8 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
         click.echo(summary.line())
         for problem in summary.problems[:10]:
             click.echo(f"  quarantined: {problem}", err=True)
+        for warning in summary.warnings[:10]:
+            click.echo(f"  warning: {warning}", err=True)
     sys.exit(summary.exit_code)
 
 

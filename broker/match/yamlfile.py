@@ -15,6 +15,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_CORE + t for t in ("str", "int", "bool", "null", "float")}
+MAX_DEPTH = 40
+"""Mappings and lists a rule file may nest. Real rules nest under ten deep; PyYAML composes and this
+module builds recursively, so without a limit a file nested 1,000 deep raised ``RecursionError``."""
 
 
 class YamlProblem(Exception):
@@ -41,6 +44,8 @@ class LSeq(list[Any]):
 
 
 class _Loader(yaml.SafeLoader):
+    _depth = 0
+
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
@@ -48,7 +53,36 @@ class _Loader(yaml.SafeLoader):
         event = self.peek_event()
         if getattr(event, "anchor", None):
             raise YamlProblem(event.start_mark.line + 1, "YAML anchors (&name) are not allowed in rule files")
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        if self._depth >= MAX_DEPTH:
+            raise YamlProblem(event.start_mark.line + 1,
+                              f"nested more than {MAX_DEPTH} levels deep: rules never need that many")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the nesting limit (for configuration files that are not rule files)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self._depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise YamlProblem(mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def safe_load_bounded(text: str) -> Any:
+    """``yaml.safe_load`` that refuses nesting deeper than :data:`MAX_DEPTH` (``YamlProblem``)
+    instead of exhausting the stack; YAML syntax errors still raise ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def load_yaml(text: str) -> Any:
@@ -67,6 +101,8 @@ def load_yaml(text: str) -> Any:
         raise YamlProblem(line, f"not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(1, f"not valid YAML: {exc}") from None
+    except RecursionError:  # a safety net: the depth limit above stops long before the stack does
+        raise YamlProblem(1, "nested too deep to read") from None
     finally:
         loader.dispose()
 

@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 from broker.errors import InputError
 from broker.normalise import cpv, dates, geography, money
 from broker.normalise.keys import reference_key, title_key
-from broker.normalise.record import OpportunityRecord, build_record, canonical_hash, canonical_json
+from broker.normalise.record import (
+    OpportunityRecord,
+    build_record,
+    canonical_hash,
+    canonical_json,
+    refuse_nul,
+)
 from broker.normalise.text import clean_text, match_key, one_line, split_list
 
 SOURCE = "contracts_finder_csv"
@@ -64,6 +70,7 @@ def record_from_row(row: Mapping[str, str]) -> OpportunityRecord:
     Raises:
         InputError: a required cell is blank or a cell cannot be read; ``field`` names the column.
     """
+    refuse_nul(row)
     org = one_line(row.get("Organisation Name"))
     title = one_line(row.get("Title"))
     ref = one_line(row.get("Notice Identifier"))

@@ -20,8 +20,16 @@ def parse_datetime(value: object, *, end_of_day: bool = False) -> datetime | Non
     """Parse an ISO 8601 date or datetime; zone-less values are UK local time.
 
     A date with no time is midnight, or the last second of that day when ``end_of_day`` (deadlines).
-    Raises ``ValueError`` on text that is not a date.
+    Raises ``ValueError`` on text that is not a date, or one that falls outside the years 1 to 9999
+    once moved to UTC (``9999-12-31T23:00:00-05:00``).
     """
+    try:
+        return _parse_datetime(value, end_of_day=end_of_day)
+    except OverflowError:
+        raise ValueError(f"date out of range (years 1 to 9999 in UTC): {str(value).strip()[:40]!r}") from None
+
+
+def _parse_datetime(value: object, *, end_of_day: bool) -> datetime | None:
     if value is None:
         return None
     text = str(value).strip()
@@ -43,7 +51,18 @@ def parse_datetime(value: object, *, end_of_day: bool = False) -> datetime | Non
 
 
 def parse_uk_date(value: str, *, clock: str | None = None, end_of_day: bool = False) -> datetime | None:
-    """Parse ``dd/mm/yyyy`` (optionally with ``HH:MM``), or a separate ``clock`` time, as UK local time."""
+    """Parse ``dd/mm/yyyy`` (optionally with ``HH:MM``), or a separate ``clock`` time, as UK local time.
+
+    Raises ``ValueError`` on text that is not such a date, or one out of range (``31/12/9999`` as a
+    deadline ends after the last representable second).
+    """
+    try:
+        return _parse_uk_date(value, clock=clock, end_of_day=end_of_day)
+    except OverflowError:
+        raise ValueError(f"date out of range (years 1 to 9999 in UTC): {str(value).strip()[:40]!r}") from None
+
+
+def _parse_uk_date(value: str, *, clock: str | None, end_of_day: bool) -> datetime | None:
     text = (value or "").strip()
     if not text:
         return None

@@ -32,7 +32,7 @@ def reference_key(buyer: object, reference: object) -> str | None:
     b, r = match_key(buyer), match_key(reference)
     if not b or not r:
         return None
-    return _fit(f"{REFERENCE_PREFIX}{b}|{r}")
+    return fit_key(f"{REFERENCE_PREFIX}{b}|{r}")
 
 
 def title_key(buyer: object, title: object, deadline: datetime | None) -> str | None:
@@ -47,11 +47,13 @@ def title_key(buyer: object, title: object, deadline: datetime | None) -> str | 
     if not b or not t:
         return None
     day = deadline.astimezone(LONDON).date().isoformat() if deadline is not None else "none"
-    return _fit(f"{TITLE_PREFIX}{b}|{t}|{day}")
+    return fit_key(f"{TITLE_PREFIX}{b}|{t}|{day}")
 
 
-def _fit(key: str) -> str:
-    """A long key keeps a readable start and ends in a sha256 of the whole key (still unique)."""
+def fit_key(key: str) -> str:
+    """A key that fits a VARCHAR(255) column: itself, or, when longer, a readable start and a sha256 of
+    the whole key (still unique). Used for match keys and for opportunity, ocid and release-id keys;
+    the full value is stored beside the key wherever it is needed (``ocid``, the raw release)."""
     if len(key) <= MAX_KEY:
         return key
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -15,7 +15,15 @@ from typing import Any
 SENTINEL_AMOUNTS = frozenset({Decimal("0"), Decimal("0.01")})
 # Nothing a VCSE brokerage sees is worth a trillion pounds: larger numbers are placeholders (1e9999).
 MAX_PLAUSIBLE = Decimal("1e12")
-_STRIP = re.compile(r"[£,\s]|GBP", re.IGNORECASE)
+_STRIP = re.compile(r"[£\s]|GBP", re.IGNORECASE)
+# 1,000 and 1,000,000.50: commas that group thousands before an optional decimal point.
+_GROUPED = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+# 1.000 or 1.000.000: a point before exactly three digits is a European thousands point as often as not.
+_POINT_GROUPED = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+$")
+
+
+class NegativeAmount(ValueError):
+    """An amount below zero: every reader refuses the record that states it, naming the field."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,29 @@ def to_decimal(value: Any) -> Decimal | None:
     text = _STRIP.sub("", str(value))
     if not text:
         return None
+    text = _unambiguous(text, str(value))
     try:
         return Decimal(text)
     except InvalidOperation:
         raise ValueError(f"not an amount: {str(value)[:60]!r}") from None
+
+
+def _unambiguous(text: str, shown: str) -> str:
+    """The amount without thousands commas; European forms (``1.000,50``, ``12,5``, ``1.000``) refused.
+
+    ``1.000,50`` once became £1.00 when commas were simply dropped. A comma is read only as a UK
+    thousands separator (``1,000.50``); a point followed by exactly three digits and nothing else
+    (``1.000``, ``2.500.000``) is one pound or one thousand depending on who typed it, so it is refused.
+    """
+    if "," in text:
+        if not _GROUPED.match(text):
+            raise ValueError(f"amount {shown.strip()[:40]!r} is not in UK number format (write 1000.50 or "
+                             "1,000.50: a comma separates thousands, a point the pence)")
+        return text.replace(",", "")
+    if _POINT_GROUPED.match(text):
+        raise ValueError(f"amount {shown.strip()[:40]!r} is ambiguous: a point before three digits may be "
+                         "a European thousands separator (write 1000 or 1.00)")
+    return text
 
 
 def to_money(value: Any, currency: str | None = "GBP") -> Money:
@@ -55,7 +82,7 @@ def to_money(value: Any, currency: str | None = "GBP") -> Money:
     if amount is None or not amount.is_finite() or amount in SENTINEL_AMOUNTS or amount >= MAX_PLAUSIBLE:
         return UNKNOWN
     if amount < 0:
-        raise ValueError(f"negative amount {amount}")
+        raise NegativeAmount(f"negative amount {amount}")
     cur = (currency or "GBP").strip().upper() or "GBP"
     if cur != "GBP":
         return Money(None, cur, format(amount, "f"))
@@ -68,7 +95,9 @@ def gbp_to_pence(value: Any) -> int | None:
     amount = to_decimal(value)
     if amount is None:
         return None
-    if not amount.is_finite() or amount < 0 or amount >= MAX_PLAUSIBLE:
+    if amount.is_finite() and amount < 0:
+        raise NegativeAmount(f"negative amount {amount}: amount must be a non-negative number below £1 trillion")
+    if not amount.is_finite() or amount >= MAX_PLAUSIBLE:
         raise ValueError(f"amount must be a non-negative number below £1 trillion, got {value!r}")
     return int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 

@@ -19,7 +19,7 @@ from broker.errors import InputError
 from broker.normalise import ocds_fields as f
 from broker.normalise.compile import COMPILED_FROM, notice_types
 from broker.normalise.dates import parse_datetime
-from broker.normalise.keys import reference_key, title_key
+from broker.normalise.keys import fit_key, reference_key, title_key
 from broker.normalise.record import OpportunityRecord, canonical_hash
 from broker.normalise.text import clean_text, one_line
 
@@ -147,7 +147,7 @@ def _record(p: _Process, lot_id: str | None, lot: dict[str, Any] | None) -> Oppo
     loc = f.location(p.tender, lot if split else None, lot_id, p.buyer_address)
     documents = _documents(p.compiled, lot)
     return OpportunityRecord(
-        id=f"{p.ocid}/lot/{lot_id}" if split else p.ocid,
+        id=fit_key(f"{p.ocid}/lot/{lot_id}" if split else p.ocid),
         source=p.source,
         title=title,
         buyer_name=p.buyer_name,

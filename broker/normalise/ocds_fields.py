@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from broker.errors import InputError
 from broker.normalise import money
 from broker.normalise.cpv import catalogue
 from broker.normalise.geography import Location, cluster_for, resolve_location
@@ -152,7 +153,7 @@ def value(holder: dict[str, Any]) -> tuple[int | None, int | None, str | None, s
     Zero, 0.01 and absurd figures (``1e9999``) are unknown; a non-GBP amount is kept as text with its
     currency and counts as unknown (broker.normalise.money; BRIEF, value basis).
     """
-    low, high = _money(holder.get("minValue")), _money(holder.get("value"))
+    low, high = _money(holder.get("minValue"), "minValue"), _money(holder.get("value"), "value")
     lo, hi = money.value_range(low, high)
     if lo is not None or hi is not None:
         return lo, hi, "GBP", None
@@ -165,19 +166,22 @@ def value(holder: dict[str, Any]) -> tuple[int | None, int | None, str | None, s
 
 def award_value(awards: list[dict[str, Any]], lot_id: str | None) -> tuple[int | None, int | None]:
     """Total GBP value of the live awards covering a tender or lot (for notices with no tender value)."""
-    figures = [_money(a.get("value")).pence for a in awards if _award_covers(a, lot_id or "") and _award_live(a)]
+    figures = [_money(a.get("value"), "awards.value").pence for a in awards
+               if _award_covers(a, lot_id or "") and _award_live(a)]
     known = [p for p in figures if p is not None]
     total = sum(known) if known else None
     return total, total
 
 
-def _money(raw: Any) -> money.Money:
+def _money(raw: Any, name: str) -> money.Money:
     amount = obj(raw)
     currency = text(amount.get("currency")) or None
     try:
         return money.to_money(amount.get("amount"), currency)
+    except money.NegativeAmount as exc:  # refused as the CSV readers refuse it, naming the field
+        raise InputError(f"{exc}: amounts cannot be below zero", field=f"{name}.amount") from None
     except ValueError:
-        return money.UNKNOWN  # negative or not a number: as good as not given
+        return money.UNKNOWN  # not a number: as good as not given
 
 
 # --- classification -----------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from broker.errors import InputError
 from broker.normalise import cpv, dates, geography, money
-from broker.normalise.keys import title_key
-from broker.normalise.record import OpportunityRecord, build_record, canonical_hash
+from broker.normalise.keys import fit_key, title_key
+from broker.normalise.record import OpportunityRecord, build_record, canonical_hash, refuse_nul
 from broker.normalise.text import clean_text, match_key, one_line, split_list
 
 SOURCE = "private"
@@ -41,6 +41,7 @@ MAX_ID = 200
 MAX_BUYER_TYPE = 80
 _MAX_POSTCODE = 16
 
+_ID_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 _CPV_SEPARATORS = re.compile(r"[;,\s]+")
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _YES = frozenset({"yes", "y", "true", "1"})
@@ -67,12 +68,12 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
     Raises:
         InputError: a required value is blank or a value cannot be read; ``field`` names the key.
     """
+    refuse_nul(fields)
     for key in REQUIRED:
         if not one_line(fields.get(key)):
             raise InputError(f"{key} is required", field=key)
-    officer_id = one_line(fields["id"])
-    safe_id = "-".join(match_key(officer_id).split())
-    if not safe_id:
+    officer_id = fields["id"].strip()
+    if not match_key(officer_id):
         raise InputError(f"id {officer_id[:40]!r} has no letters or digits", field="id")
     if len(officer_id) > MAX_ID:
         raise InputError(f"id is longer than {MAX_ID} characters", field="id")
@@ -91,7 +92,7 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
     location = _location(fields)
     _check_email(fields.get("contact_email") or "")
     return build_record(
-        id=f"private:{safe_id}",
+        id=private_key(officer_id),
         source=SOURCE,
         title=title,
         buyer_name=buyer,
@@ -118,6 +119,25 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
         url=_url(fields.get("url") or ""),
         match_keys=tuple(k for k in (title_key(buyer, title, deadline),) if k),
     )
+
+
+def private_key(officer_id: str) -> str:
+    """The opportunity id of an officer's id: exact but for case and surrounding space.
+
+    ``WHT/2026/001``, ``WHT-2026-001`` and ``wht 2026 001`` are three opportunities (they once became one,
+    two titles silently overwritten). Anything but a-z, 0-9 and ``-`` is percent-encoded (UTF-8), so the
+    id stays exact and still holds no ``/``, space or ``.`` that could act as a path.
+    """
+    text = officer_id.strip().lower()
+    encoded = "".join(ch if ch in _ID_SAFE else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+                      for ch in text)
+    return fit_key(f"private:{encoded}")
+
+
+def loose_private_key(officer_id: str) -> str:
+    """What ids that differ only in punctuation and spacing share (``wht-2026-001``): a second id with
+    the same loose key is reported as a possible typo, never merged."""
+    return fit_key("private-id:" + "-".join(match_key(officer_id).split()))
 
 
 def _as_text(key: str, value: Any) -> str:

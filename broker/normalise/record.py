@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +19,8 @@ from typing import Any
 
 from broker.normalise.dates import iso_utc
 
+MAX_ID = 255
+"""Opportunity ids are keys in VARCHAR(255) columns throughout the store."""
 STATUSES = ("planned", "open", "closed", "cancelled", "awarded")
 
 _DATETIME_FIELDS = ("published_at", "deadline_at", "contract_start", "contract_end")
@@ -70,6 +73,8 @@ class OpportunityRecord:
     match_keys: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        if not self.id or len(self.id) > MAX_ID:
+            raise ValueError(f"record id must be 1 to {MAX_ID} characters (broker.normalise.keys.fit_key)")
         if self.status not in STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
         for name in ("value_min_pence", "value_max_pence"):
@@ -123,6 +128,19 @@ def _storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def refuse_nul(fields: Mapping[str, str]) -> None:
+    """Raise ``InputError`` naming the first field that holds a NUL byte.
+
+    Text never holds one, so the record is refused (quarantined) rather than the byte silently
+    dropped; the reader's locator gives the row, the message the position within the field.
+    """
+    from broker.errors import InputError
+
+    for name, value in fields.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InputError(f"a NUL byte in {name!r} at character {value.index(chr(0)) + 1}", field=name)
 
 
 def canonical_json(data: Any) -> str:

@@ -195,6 +195,8 @@ def _item(rec: CsvRecord, header: list[str], path: str) -> SourceItem:
         return error(exc.reason, exc.field)
     except ValueError as exc:  # the record refused a value (e.g. text a database cannot store)
         return error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - whatever one row does, the next rows are still read
+        return error(f"the row could not be read ({type(exc).__name__}: {str(exc)[:200]})")
     return SourceItem(kind="record", locator=rec.locator, record=record)
 
 

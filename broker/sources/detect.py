@@ -18,6 +18,7 @@ from typing import Any
 import ijson
 
 from broker.errors import InputError
+from broker.sources import bounded
 from broker.sources.encoding import open_utf8_binary
 
 OCDS_RELEASE_PACKAGE = "ocds_release_package"
@@ -71,19 +72,27 @@ def detect_format(path: str | Path) -> str:
             raise InputError("unknown format: the file is empty", file=name)
         if head[:1] in (b"{", b"["):
             return _detect_json(stream, name)
-        if b"\x00" in head:
+        if _looks_binary(head):
             raise InputError("unknown format: a binary file, not JSON or CSV", file=name)
     return _detect_csv(path, name)
 
 
+def _looks_binary(head: bytes) -> bool:
+    """NUL bytes in the header line or in more than 1% of the start: a binary file (or UTF-16 without a
+    BOM). A stray NUL in one field of a text file is that row's problem, quarantined by the reader."""
+    first_line = head.split(b"\n", 1)[0]
+    return b"\x00" in first_line or head.count(b"\x00") * 100 > len(head)
+
+
 def _detect_json(stream: io.BufferedReader, name: str) -> str:
-    events = ijson.parse(stream, multiple_values=True)
+    # Only the top two levels are looked at; deeper events cost nothing (broker.sources.bounded).
+    events = bounded.shallow_events(stream, 2)
     try:
         first = next(events)
         if first[1] == "start_array":
             return _detect_array(events, name)
         return _detect_object(events, stream, name)
-    except ijson.JSONError as exc:
+    except (ijson.JSONError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else "malformed JSON"
         raise InputError(f"unknown format: JSON that cannot be parsed ({reason})", file=name) from None
 
@@ -117,7 +126,7 @@ def _more_values(events: Iterator[tuple[str, str, Any]]) -> bool:
     """Whether anything follows the first top-level value (even a broken line: that is JSON Lines too)."""
     try:
         return next(events, None) is not None
-    except ijson.JSONError:
+    except (ijson.JSONError, ValueError):
         return True
 
 

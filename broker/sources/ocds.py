@@ -12,9 +12,7 @@ breaks part-way (truncated download) yields every release before the break and t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +21,7 @@ import ijson
 from broker.errors import InputError
 from broker.normalise.dates import parse_datetime
 from broker.normalise.record import canonical_hash, canonical_json
+from broker.sources import bounded
 from broker.sources.base import ProgressCallback, SourceItem
 from broker.sources.detect import (
     OCDS_FORMATS,
@@ -39,6 +38,9 @@ RAW_LIMIT = 100_000
 """Characters of a bad release's text kept for the quarantine."""
 DERIVED_ID_PREFIX = "derived-sha256-"
 _LINKED_KEYS = frozenset({"url", "date", "tag"})
+_CONTAINER_KEY = {OCDS_RELEASE_PACKAGE: "releases", OCDS_RECORD_PACKAGE: "records"}
+_SNIFF_LINES, _SNIFF_LINE_BYTES = 5, 1 << 24
+_META_DEPTH = 6  # publisher.name, extensions.item: deeper package metadata is not read
 _ITEM_PREFIX = {OCDS_RELEASE_PACKAGE: "releases.item", OCDS_RECORD_PACKAGE: "records.item",
                 OCDS_RECORD: "", OCDS_RELEASE: "", OCDS_RELEASE_JSONL: ""}
 
@@ -66,24 +68,36 @@ def read_ocds(path: str | Path, fmt: str, progress: ProgressCallback | None = No
         stream, _ = open_utf8_binary(path, encoding=encoding, on_read=progress)
     except OSError as exc:
         raise InputError(f"cannot read the file: {exc.strerror or exc}", file=name) from None
+    if fmt in _CONTAINER_KEY:
+        _check_container(path, encoding, _CONTAINER_KEY[fmt], name)
     with stream:
-        if fmt == OCDS_RELEASE_JSONL and _first_line_is_json(path, encoding):
+        if fmt == OCDS_RELEASE_JSONL and _is_json_lines(path, encoding):
             yield from _read_lines(stream, name)
         else:
             # Concatenated JSON that is not one value per line is read as a stream of values.
             yield from _read_stream(stream, name, fmt, meta)
 
 
-def _first_line_is_json(path: str | Path, encoding: str) -> bool:
+def _is_json_lines(path: str | Path, encoding: str) -> bool:
+    """Whether any of the first few non-blank lines is a JSON object on its own (one release per line).
+
+    Looking past the first line means a garbled first line is quarantined alone rather than making the
+    whole file read as one broken stream. Pretty-printed JSON has no line that is a whole object there.
+    """
     stream, _ = open_utf8_binary(path, encoding=encoding)
     with stream:
-        for line in stream:
-            if line.strip():
-                try:
-                    json.loads(line, parse_float=Decimal)
-                except ValueError:
-                    return False
-                return True
+        looked = 0
+        while looked < _SNIFF_LINES and (line := stream.readline(_SNIFF_LINE_BYTES)):
+            if not line.strip():
+                continue
+            looked += 1
+            try:
+                if isinstance(bounded.loads(line), dict):
+                    return True
+            except bounded.LimitExceeded:
+                return True  # JSON, only too deep: that line is quarantined on its own
+            except ValueError:
+                continue
     return False
 
 
@@ -91,12 +105,17 @@ def _read_stream(stream: IO[bytes], name: str, fmt: str, meta: dict[str, Any] | 
     """Items of a JSON document (or concatenated documents) under the format's ijson prefix."""
     reader = _Counter()
     try:
-        for value in ijson.items(stream, _ITEM_PREFIX[fmt], multiple_values=True):
-            if fmt in (OCDS_RECORD_PACKAGE, OCDS_RECORD):
-                yield from _record_items(value, reader, name, meta)
+        for found in bounded.iter_items(stream, _ITEM_PREFIX[fmt]):
+            if found.problem is not None:
+                what = "record" if fmt in (OCDS_RECORD_PACKAGE, OCDS_RECORD) else "release"
+                yield _error(InputError(f"the {what} is refused unread: {found.problem}", file=name,
+                                        locator=f"release {reader.next()}"))
+            elif fmt in (OCDS_RECORD_PACKAGE, OCDS_RECORD):
+                yield from _record_items(found.value, reader, name, meta)
             else:
-                yield _release_item(value, reader.next(), name, meta or _packageinfo(value))
-    except ijson.JSONError as exc:
+                yield _release_item(found.value, reader.next(), name, meta or _packageinfo(found.value))
+    except (ijson.JSONError, ValueError, RecursionError, MemoryError) as exc:
+        # ValueError: what the parser could not turn into a value (an integer of 5,000 digits).
         offset = getattr(getattr(stream, "raw", None), "bytes_read", None)
         where = f"after release {reader.count}" + (f" (near byte offset {offset})" if offset is not None else "")
         reason = (str(exc).splitlines() or ["malformed JSON"])[0].strip()
@@ -123,16 +142,16 @@ def _read_lines(stream: IO[bytes], name: str) -> Iterator[SourceItem]:
         if not text:
             continue
         try:
-            value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+            value = bounded.loads(text)
+        except bounded.LimitExceeded as exc:
+            yield _error(InputError(f"the line is refused unread: {exc}", file=name, locator=f"line {number}"),
+                         raw=text[:RAW_LIMIT].decode("utf-8", "replace"))
+            continue
         except ValueError as exc:
             yield _error(InputError(f"line is not valid JSON ({exc})", file=name, locator=f"line {number}"),
-                         raw=text.decode("utf-8", "replace"))
+                         raw=text[:RAW_LIMIT].decode("utf-8", "replace"))
             continue
         yield _release_item(value, reader.next(), name, _packageinfo(value), where=f"line {number}")
-
-
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not a JSON number")
 
 
 def _record_items(record: Any, reader: _Counter, name: str, meta: dict[str, Any] | None) -> Iterator[SourceItem]:
@@ -143,7 +162,12 @@ def _record_items(record: Any, reader: _Counter, name: str, meta: dict[str, Any]
         return
     ocid = record.get("ocid")
     raw_releases = record.get("releases")
-    releases: list[Any] = raw_releases if isinstance(raw_releases, list) else []
+    if raw_releases is not None and not isinstance(raw_releases, list):
+        yield _error(InputError(f"the record's releases is {_json_type(raw_releases)}, not a list",
+                                file=name, locator=f"release {reader.next()} (record ocid={ocid})",
+                                field="releases"), raw=_raw(record))
+        return
+    releases: list[Any] = raw_releases or []
     linked = [r for r in releases if _is_linked(r)]
     full = [r for r in releases if not _is_linked(r)]
     for release in full:
@@ -181,11 +205,19 @@ def _release_item(release: Any, number: int, name: str, meta: dict[str, Any] | N
                   where: str | None = None) -> SourceItem:
     """Check the fields every release needs and wrap it; a bad release becomes an ``error`` item."""
     label = f"{where}, release {number}" if where else f"release {number}"
+    try:
+        return _checked_release(release, label, name, meta)
+    except Exception as exc:  # noqa: BLE001 - whatever one release does, the next ones are still read
+        return _error(InputError(f"the release could not be read ({type(exc).__name__}: {str(exc)[:200]})",
+                                 file=name, locator=label), raw=_raw(release))
+
+
+def _checked_release(release: Any, label: str, name: str, meta: dict[str, Any] | None) -> SourceItem:
     if not isinstance(release, dict):
         return _error(InputError("a release is not a JSON object", file=name, locator=label), raw=_raw(release))
     ocid, rid = release.get("ocid"), release.get("id")
     locator = f"{label} (ocid={ocid}, id={rid})"
-    problem = _missing(release)
+    problem = _missing(release) or _unstorable(release)
     if problem is not None:
         field, reason = problem
         return _error(InputError(reason, file=name, locator=locator, field=field), raw=_raw(release))
@@ -207,11 +239,22 @@ def _missing(release: dict[str, Any]) -> tuple[str, str] | None:
         return "date", "the release has no date"
     try:
         parse_datetime(date)
-    except ValueError:
-        return "date", f"the release date {str(date)[:40]!r} is not a date"
+    except ValueError as exc:
+        return "date", f"the release date is unusable: {exc}"
     rid = release.get("id")
     if not _blank(rid) and not isinstance(rid, (str, int)):
         return "id", "the release id is not a string"
+    return None
+
+
+def _unstorable(release: dict[str, Any]) -> tuple[str | None, str] | None:
+    """Text no database can store: an unpaired surrogate (``\\ud800`` in JSON Lines; the streaming
+    parser already turns one into ``?``). The raw release is kept verbatim, so it is refused whole."""
+    try:
+        canonical_json(release).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return None, (f"the release holds an unpaired surrogate ({exc.object[exc.start:exc.end]!a}), "
+                      "which is not text any database can store")
     return None
 
 
@@ -234,9 +277,35 @@ def _error(error: InputError, raw: str | None = None) -> SourceItem:
 def _raw(value: Any) -> str:
     try:
         text = canonical_json(value)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)[:RAW_LIMIT]
     return text[:RAW_LIMIT]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", str: "a string", bool: "a boolean", list: "a list"}.get(type(value), "a number")
+
+
+def _check_container(path: str | Path, encoding: str, key: str, name: str) -> None:
+    """A package's ``releases`` / ``records`` must be a list: anything else is not 0 items but an error."""
+    stream, _ = open_utf8_binary(path, encoding=encoding)
+    with stream:
+        try:
+            events = bounded.shallow_events(stream, 2)
+            for prefix, event, value in events:
+                if prefix == "" and event == "map_key" and value == key:
+                    _, kind, found = next(events)
+                    if kind != "start_array":
+                        shown = {"start_map": "an object", "null": "null", "string": "a string"}.get(kind, kind)
+                        raise InputError(f"{key} is {shown}, not a list of {key}: nothing can be read",
+                                         file=name, field=key)
+                    return
+                if prefix == "" and event == "end_map":
+                    return  # only the first package is checked; the reader reports what follows
+        except (ijson.JSONError, ValueError, StopIteration):
+            return  # the reader reports the break itself
 
 
 def package_meta(path: str | Path, encoding: str | None = None) -> dict[str, Any]:
@@ -252,8 +321,8 @@ def package_meta(path: str | Path, encoding: str | None = None) -> dict[str, Any
         return meta
     with stream:
         try:
-            _collect_meta(ijson.parse(stream), meta)
-        except ijson.JSONError:
+            _collect_meta(bounded.shallow_events(stream, _META_DEPTH, multiple_values=False), meta)
+        except (ijson.JSONError, ValueError):
             pass  # the reader reports the break itself
     return meta
 

@@ -14,19 +14,20 @@ import codecs
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from typing import IO, Any, BinaryIO
 
 import ijson
 
 from broker.errors import InputError
 from broker.normalise.private import COLUMNS, REQUIRED, canonical_fields, json_type, record_from_private
+from broker.sources import bounded
 from broker.sources.base import ProgressCallback, SourceItem
 from broker.sources.cf_csv import CsvRecord, csv_records, open_csv_text
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("private_csv", "private_json", "private_jsonl")
+_RAW_LIMIT = 100_000
 _JSON_SHAPE = "expected a JSON array of opportunities or an object with an 'opportunities' array"
 
 
@@ -82,6 +83,9 @@ class _State:
             return self.error(exc.reason, locator, raw, exc.field)
         except ValueError as exc:  # the record refused a value (e.g. text a database cannot store)
             return self.error(str(exc), locator, raw)
+        except Exception as exc:  # noqa: BLE001 - whatever one record does, the next ones are still read
+            return self.error(f"the record could not be read ({type(exc).__name__}: {str(exc)[:200]})",
+                              locator, raw)
         return SourceItem(kind="record", locator=locator, record=record)
 
     def error(self, reason: str, locator: str, raw: str | None, field: str | None = None) -> SourceItem:
@@ -141,9 +145,12 @@ def _jsonl_items(fh: IO[str], state: _State) -> Iterator[SourceItem]:
                 continue
             locator = f"line {number}"
             try:
-                data = json.loads(text, parse_float=Decimal)
-            except json.JSONDecodeError as exc:
-                yield state.error(f"not valid JSON: {exc.msg} (column {exc.colno})", locator, text)
+                data = bounded.loads(text)
+            except bounded.LimitExceeded as exc:
+                yield state.error(f"the line is refused unread: {exc}", locator, text[:_RAW_LIMIT])
+                continue
+            except ValueError as exc:
+                yield state.error(f"not valid JSON: {exc}", locator, text[:_RAW_LIMIT])
                 continue
             yield _object_item(state, data, locator, text)
 
@@ -165,11 +172,14 @@ def _json_items(fh: BinaryIO, prefix: str, state: _State,
     with fh:
         count = 0
         try:
-            for count, data in enumerate(ijson.items(fh, prefix), start=1):
+            for count, found in enumerate(bounded.iter_items(fh, prefix, multiple_values=False), start=1):
                 if progress is not None:
                     progress(fh.tell())
-                yield _object_item(state, data, f"record {count}", _raw_json(data))
-        except (ijson.JSONError, UnicodeDecodeError) as exc:
+                if found.problem is not None:
+                    yield state.error(f"the record is refused unread: {found.problem}", f"record {count}", None)
+                else:
+                    yield _object_item(state, found.value, f"record {count}", _raw_json(found.value))
+        except (ijson.JSONError, ValueError, RecursionError, MemoryError) as exc:
             reason = f"the JSON breaks after record {count}: {str(exc).splitlines()[0]}"
             yield state.error(reason, f"after record {count}", None)
 
@@ -209,10 +219,10 @@ def _has_opportunities_array(path: str) -> bool:
     """Whether the top-level object has an ``opportunities`` key holding an array (perhaps empty)."""
     with _open_binary(path) as fh:
         try:
-            events = ijson.parse(fh)
+            events = bounded.shallow_events(fh, 2, multiple_values=False)
             for prefix, event, value in events:
                 if prefix == "" and event == "map_key" and value == "opportunities":
                     return next(events)[1] == "start_array"
-        except ijson.JSONError:
+        except (ijson.JSONError, ValueError, StopIteration):
             return False
     return False

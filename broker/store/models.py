@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from broker.store.types import UTCDateTime
@@ -22,33 +22,38 @@ class Opportunity(Base):
     """The current, canonical state of one opportunity (or lot), combined from all its sources."""
 
     __tablename__ = "opportunities"
+    # Publishers' text has no length limit that holds (a 96-character buyer type, ocids over 255), so
+    # what they send is Text. The id is ours: the ocid, or a readable start plus a sha256 when longer
+    # (broker.normalise.keys.fit_key). A hash index on PostgreSQL takes an ocid of any length (a btree
+    # entry must fit in a third of a page); ocids are only ever looked up by equality.
+    __table_args__ = (Index("ix_opportunities_ocid", "ocid", postgresql_using="hash"),)
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    ocid: Mapped[str | None] = mapped_column(String(255), index=True)
-    lot_id: Mapped[str | None] = mapped_column(String(255))
+    ocid: Mapped[str | None] = mapped_column(Text)
+    lot_id: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text)
     buyer_name: Mapped[str] = mapped_column(Text)
-    buyer_id: Mapped[str | None] = mapped_column(String(255))
-    buyer_type: Mapped[str | None] = mapped_column(String(80))
+    buyer_id: Mapped[str | None] = mapped_column(Text)
+    buyer_type: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    notice_type: Mapped[str | None] = mapped_column(String(40))
+    notice_type: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None] = mapped_column(index=True)
     contract_start: Mapped[datetime | None]
     contract_end: Mapped[datetime | None]
     value_min_pence: Mapped[int | None] = mapped_column(BigInteger)
     value_max_pence: Mapped[int | None] = mapped_column(BigInteger)
-    value_currency: Mapped[str | None] = mapped_column(String(3))
-    value_original: Mapped[str | None] = mapped_column(String(80))
+    value_currency: Mapped[str | None] = mapped_column(Text)
+    value_original: Mapped[str | None] = mapped_column(Text)
     cpv_codes: Mapped[list[Any]]
     cpv_unknown: Mapped[list[Any]]
-    postcode: Mapped[str | None] = mapped_column(String(16))
+    postcode: Mapped[str | None] = mapped_column(Text)
     local_authority: Mapped[str | None] = mapped_column(String(120), index=True)
-    lad_code: Mapped[str | None] = mapped_column(String(16))
-    itl_code: Mapped[str | None] = mapped_column(String(16))
-    region: Mapped[str | None] = mapped_column(String(80))
+    lad_code: Mapped[str | None] = mapped_column(Text)
+    itl_code: Mapped[str | None] = mapped_column(Text)
+    region: Mapped[str | None] = mapped_column(Text)
     regions: Mapped[list[Any]] = mapped_column(JSON, default=list)
     cluster: Mapped[str | None] = mapped_column(String(120), index=True)
     nationwide: Mapped[bool] = mapped_column(Boolean)
@@ -110,9 +115,11 @@ class Release(Base):
     __table_args__ = (UniqueConstraint("ocid", "release_id", "raw_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Keys (broker.normalise.keys.fit_key): an ocid or release id over 255 characters is a readable start
+    # plus a sha256 here; the release as published, ids and all, is in ``raw``.
     ocid: Mapped[str] = mapped_column(String(255), index=True)
     release_id: Mapped[str] = mapped_column(String(255))
-    date: Mapped[str | None] = mapped_column(String(40))
+    date: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[Any]]
     raw_hash: Mapped[str] = mapped_column(String(64))
     raw: Mapped[dict[str, Any]]

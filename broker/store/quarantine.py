@@ -30,8 +30,11 @@ def quarantine(session: Session, error: InputError, raw: str | None, *, file_sha
 
 
 def _storable(text: str | None) -> str | None:
-    """Bad input may hold NUL bytes, which PostgreSQL text cannot store: keep them visible, escaped."""
-    return None if text is None else text.replace("\x00", "\\x00")
+    """Bad input may hold NUL bytes, which PostgreSQL text cannot store, or unpaired surrogates, which
+    no UTF-8 database can: keep them visible, escaped (``\\x00``, ``\\ud800``)."""
+    if text is None:
+        return None
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def list_quarantine(session: Session, *, limit: int | None = None) -> list[QuarantineItem]:

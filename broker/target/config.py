@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from broker.errors import ConfigError
+from broker.match.yamlfile import YamlProblem, safe_load_bounded
 from broker.normalise.money import gbp_to_pence
 from broker.target.stages import COUNTING_STAGES
 
@@ -99,8 +100,10 @@ def load_config(path: Path | str | None) -> TargetConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the target configuration ({exc})") from None
     try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else safe_load_bounded(text)
+    except YamlProblem as exc:
+        raise ConfigError(f"{path}:{exc.line}: {exc.message}") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, RecursionError) as exc:
         raise ConfigError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'YAML'} ({exc})") \
             from None
     try:

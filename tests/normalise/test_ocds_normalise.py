@@ -245,7 +245,6 @@ def test_bad_deadline_names_the_field():
     ({"amount": 0, "currency": "GBP"}, (None, None, None, None)),
     ({"amount": Decimal("0.01"), "currency": "GBP"}, (None, None, None, None)),
     ({"amount": Decimal("1e9999"), "currency": "GBP"}, (None, None, None, None)),
-    ({"amount": -5, "currency": "GBP"}, (None, None, None, None)),
     ({"amount": "lots", "currency": "GBP"}, (None, None, None, None)),
     ({"amount": 1000, "currency": "EUR"}, (None, None, "EUR", "1000")),
     ({"amount": Decimal("12.345")}, (1235, 1235, "GBP", None)),
@@ -253,6 +252,12 @@ def test_bad_deadline_names_the_field():
 def test_values(value, expected):
     r = _one(value=value)
     assert (r.value_min_pence, r.value_max_pence, r.value_currency, r.value_original) == expected
+
+
+def test_a_negative_amount_is_refused_naming_the_field_as_the_csv_readers_do():
+    with pytest.raises(InputError) as info:
+        _one(value={"amount": -5, "currency": "GBP"})
+    assert info.value.field == "value.amount" and "negative amount -5" in info.value.reason
 
 
 def test_min_value_only_and_reversed_range():

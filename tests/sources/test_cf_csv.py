@@ -344,8 +344,12 @@ def test_minimal_row_and_nul_cleaning():
     rec = cf_norm.record_from_row(row)
     assert (rec.status, rec.description, rec.deadline_at, rec.url) == ("open", "", None, None)
     assert (rec.sme_suitable, rec.vcse_suitable, rec.value_min_pence) == (None, None, None)
-    row["Description"] = "a\x00b<script>alert(1)</script>"
+    row["Description"] = "ab<script>alert(1)</script>"
     assert cf_norm.record_from_row(row).description == "ab"
+    row["Description"] = "a\x00b"  # a NUL byte refuses the row (quarantined), naming the column
+    with pytest.raises(InputError) as info:
+        cf_norm.record_from_row(row)
+    assert info.value.field == "Description" and "NUL byte" in info.value.reason
 
 
 def test_long_titles_keys_and_free_text_fit_the_store():

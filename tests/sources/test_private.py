@@ -148,8 +148,8 @@ def test_bad_csv_rows_are_errors_and_good_rows_survive(caplog):
     assert sorted(good) == ["row 12", "row 14", "row 2", "row 7"]
     # Row 7 repeats row 2's id: the reader passes both on and ingest keeps the first (broker.ingest).
     assert good["row 7"].id == good["row 2"].id
-    # A path-like id cannot escape: the record id holds letters, digits and "-" only.
-    assert good["row 12"].id == "private:etc-passwd"
+    # A path-like id cannot escape: the record id holds letters, digits, "-" and %-escapes only.
+    assert good["row 12"].id == "private:%2E%2E%2F%2E%2E%2Fetc%2Fpasswd"
     assert good["row 12"].source_ids == ("private:../../etc/passwd",)
     assert (good["row 14"].value_min_pence, good["row 14"].value_max_pence) == (1_250_050, 1_250_050)
     url_error = next(i for i in items if i.kind == "error")

@@ -80,7 +80,10 @@ def strict_loads(text: str) -> Any:
     Raises:
         ValueError: the text is not JSON that a strict parser accepts.
     """
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:  # a page nested deeper than the stack: refused like any malformed page
+        raise ValueError("JSON nested too deep") from None
 
 
 def _refuse_constant(name: str) -> Any:
