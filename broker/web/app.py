@@ -25,8 +25,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Mount
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from broker.normalise.dates import LONDON
@@ -122,11 +122,20 @@ async def method_not_allowed(request: Request, exc: Exception) -> HTMLResponse:
                                     message="That request is not allowed here.")
 
 
+async def robots(request: Request) -> Response:
+    # Nothing here is for search engines, least of all a VCSE's link pages.
+    return PlainTextResponse("User-agent: *\nDisallow: /\n")
+
+
+async def favicon(request: Request) -> Response:
+    return Response(status_code=204)
+
+
 def create_app(engine: Engine, config: WebConfig) -> Starlette:
     """The application on ``engine`` (whose schema must be current)."""
     from broker.web import vcse, workspace
 
-    routes = [*vcse.routes(), *workspace.routes(),
+    routes = [*vcse.routes(), *workspace.routes(), Route("/robots.txt", robots), Route("/favicon.ico", favicon),
               Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static")]
     middleware = [
         Middleware(SecurityHeaders, hsts=config.secure_cookies),

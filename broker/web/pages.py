@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broker.digest.formatting import excerpt, format_value, header_text, safe_link
+from broker.digest.formatting import excerpt, format_deadline, format_value, header_text, safe_link
 from broker.digest.preferences import effective, load_preferences
 from broker.directory.query import list_directory
 from broker.match.queries import latest_run
@@ -63,7 +64,7 @@ def tonight(session: Session, everything: bool) -> dict[str, Any]:
             "by_party": [(name, rs) for (name, _), rs in sorted(by_party.items())]}
 
 
-def opportunity(session: Session, opportunity_id: str) -> dict[str, Any] | None:
+def opportunity(session: Session, opportunity_id: str, today: date) -> dict[str, Any] | None:
     """One opportunity with its matches, everyone it went to, feedback and its ledger entries."""
     opp = session.get(Opportunity, opportunity_id) if opportunity_id else None
     if opp is None:
@@ -95,12 +96,17 @@ def opportunity(session: Session, opportunity_id: str) -> dict[str, Any] | None:
                 "buyer": header_text(opp.buyer_name, 200), "status": opp.status,
                 "value": format_value(opp.value_min_pence, opp.value_max_pence, opp.value_currency,
                                       opp.value_original),
-                "deadline": opp.deadline_at.isoformat() if opp.deadline_at else "not given",
+                "deadline": _deadline(opp, today),
                 "link": safe_link(opp.url), "summary": excerpt(opp.description, 800)},
         "matches": [_match_row(m, opp, resolver.from_match(m)) for m in matches],
         "sent": sent, "feedback": feedback, "ledger": ledger,
         "parties": sorted(parties.items(), key=lambda kv: (kv[1], kv[0])),
     }
+
+
+def _deadline(opp: Opportunity, today: date) -> str:
+    when, left = format_deadline(opp.deadline_at, today)
+    return f"{when} (passed)" if left.startswith("-") else f"{when} ({left})"
 
 
 def directory(session: Session) -> dict[str, Any]:

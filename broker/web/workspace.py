@@ -127,7 +127,7 @@ async def opportunity(request: Request, state: WebState, officer: Officer) -> Re
 async def _opportunity_page(request: Request, state: WebState, officer: Officer, opportunity_id: str,
                             status_code: int = 200, error: str = "", form: dict[str, str] | None = None) -> Response:
     with state.read() as session:
-        data = await run_in_threadpool(pages.opportunity, session, opportunity_id)
+        data = await run_in_threadpool(pages.opportunity, session, opportunity_id, state.today())
     if data is None:
         return state.render(request, "message.html.j2", 404, officer=officer, csrf=csrf_of(request),
                             title="Not found", message="No opportunity has that id.")
