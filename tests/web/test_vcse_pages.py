@@ -138,3 +138,39 @@ def test_the_business_date_of_a_click_is_the_server_day(engine, clock, client, s
     url = links_of(seeded)["not_relevant"][1]
     client.post(url, data={"form_token": form_token(client.get(url).text)})
     assert feedback(engine)[0][-1] == "2025-01-20"
+
+
+def test_the_same_click_sent_many_times_at_once_is_recorded_once(engine, clock, seeded):
+    """Concurrent duplicates (a double click, a client retrying) through a live server on both databases:
+    the unique row wins once, the others find it; Interested reaches the ledger once."""
+    import threading
+
+    import httpx
+    from browser import free_port, live_server
+
+    from broker.web.app import WebConfig, create_app
+
+    links = links_of(seeded)
+    port = free_port()
+    app = create_app(engine, WebConfig(secret=LINKS.secret, secure_cookies=False, clock=clock))
+    with live_server(app, port) as base, httpx.Client(base_url=base) as client:
+        forms = [(u, form_token(client.get(u).text)) for u in (links["interested"][0], links["not_relevant"][1])]
+        codes: list[int] = []
+        start = threading.Barrier(16)
+
+        def click(path: str, token: str) -> None:
+            with httpx.Client(base_url=base, timeout=60) as own:
+                start.wait()
+                codes.append(own.post(path, data={"form_token": token}).status_code)
+
+        threads = [threading.Thread(target=click, args=form) for form in forms for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert codes == [200] * 16
+    assert sorted((f[1], f[2]) for f in feedback(engine)) == [("O1", "interested"), ("O2", "not_relevant")]
+    with session_factory(engine)() as s:
+        assert s.scalars(select(TargetEntry.id).where(TargetEntry.stage == "interested",
+                                                      TargetEntry.cause == "feedback:web")).all() != []
+        assert len(s.scalars(select(TargetEntry.id).where(TargetEntry.stage == "interested")).all()) == 1
