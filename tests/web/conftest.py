@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
-from web_world import AS_OF, SECRET, build, seed
+from web_world import AS_OF, OFFICER, PASSWORD, SECRET, build, seed
 
 from broker.store.engine import session_factory
 from broker.web.app import WebConfig, create_app
 from broker.web.officers import add_officer
-
-OFFICER, PASSWORD = "officer@brokerage.example", "correct horse battery staple"
 
 
 class Clock:

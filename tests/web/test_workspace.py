@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import OFFICER, PASSWORD
 from sqlalchemy import select
-from web_world import AS_OF
+from web_world import AS_OF, OFFICER, PASSWORD, csrf, login
 
 from broker.store.engine import session_factory
 from broker.store.models import Officer, QuarantineItem, TargetEntry
 from broker.target.progress import compute_progress
 from broker.web.officers import authenticate
-
-
-def csrf(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page)[1]
-
-
-def login(client, email=OFFICER, password=PASSWORD):
-    token = csrf(client.get("/login").text)
-    return client.post("/login", data={"csrf": token, "email": email, "password": password})
 
 
 def test_officer_add_from_the_cli_stores_only_an_argon2_hash(run, engine):

@@ -3,6 +3,7 @@ built with signed links exactly as `broker digest build --base-url ...` builds t
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from email import policy
 from email.parser import BytesParser
@@ -22,6 +23,7 @@ AS_OF = date(2025, 1, 16)
 SECRET = "test-secret-" + "x" * 40
 BASE_URL = "http://127.0.0.1:8080"
 LINKS = LinkSettings(base_url=BASE_URL, secret=SECRET, days=30)
+OFFICER, PASSWORD = "officer@brokerage.example", "correct horse battery staple"
 
 
 def vcse(session: Session, vid: str, *, name: str | None = None, email: str | None = None,
@@ -96,3 +98,14 @@ def html_part(path: Path) -> str:
 
 def text_part(path: Path) -> str:
     return parsed(path).get_body(preferencelist=("plain",)).get_content()
+
+
+def csrf(page: str) -> str:
+    """The CSRF token of the first form on an officer page."""
+    return re.search(r'name="csrf" value="([^"]+)"', page)[1]
+
+
+def login(client: Any, email: str = OFFICER, password: str = PASSWORD) -> Any:
+    """Log in through the login form (a TestClient keeps the session cookie)."""
+    token = csrf(client.get("/login").text)
+    return client.post("/login", data={"csrf": token, "email": email, "password": password})
