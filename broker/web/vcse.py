@@ -24,6 +24,7 @@ from starlette.routing import Route
 from broker.digest.feedback import REASON_MAX, record_feedback
 from broker.digest.formatting import header_text
 from broker.digest.preferences import set_preferences
+from broker.errors import NotFound
 from broker.store.models import Digest, DigestFeedback, DigestItem, DigestPreference, Opportunity, Vcse
 from broker.target.ledger import record_outcome
 from broker.web.app import WebState, client_key, state_of
@@ -114,10 +115,13 @@ async def item_link(request: Request) -> Response:
     if not state.signer.check_form_token(token, _field(form, "form_token")):
         return _forbidden(request)
     reason = _field(form, "reason")[:REASON_MAX] if target.token.action == "not_relevant" else ""
-    new = await run_in_threadpool(state.write, lambda s: record_feedback(
-        s, target.party_id, target.opportunity_id or "", target.token.action, as_of=today,
-        reason=reason or None, reference=target.reference, outcome_callback=_ledger(state),
-        cause=CAUSE).new)
+    try:
+        new = await run_in_threadpool(state.write, lambda s: record_feedback(
+            s, target.party_id, target.opportunity_id or "", target.token.action, as_of=today,
+            reason=reason or None, reference=target.reference, outcome_callback=_ledger(state),
+            cause=CAUSE).new)
+    except NotFound:  # the party left the directory (and its matches went) since the digest was sent
+        return _refused(request, BadToken("party gone"))
     return _done(request, state, target, new)
 
 

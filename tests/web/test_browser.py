@@ -12,9 +12,8 @@ from datetime import timedelta
 
 import pytest
 from browser import Page, browser, chromium_or_skip, free_port, live_server
-from conftest import Clock
 from sqlalchemy import select
-from web_world import AS_OF, OFFICER, PASSWORD, SECRET, build, html_part, match, opportunity, seed
+from web_world import AS_OF, OFFICER, PASSWORD, SECRET, Clock, build, html_part, match, opportunity, seed
 
 from broker.store.engine import session_factory
 from broker.store.models import Digest, DigestFeedback, DigestItem, TargetEntry

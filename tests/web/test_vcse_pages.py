@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from conftest import make_client
 from sqlalchemy import select
-from web_world import AS_OF, BASE_URL, LINKS, build, digest_of, match, opportunity, text_part
+from web_world import AS_OF, BASE_URL, LINKS, build, digest_of, make_client, match, opportunity, text_part
 
 from broker.store.engine import session_factory
 from broker.store.models import DigestFeedback, DigestItem, DigestPreference, TargetEntry

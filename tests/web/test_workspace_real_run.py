@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from conftest import Clock, make_client
 from sqlalchemy import select
 from testpaths import FIXTURES, ROOT
-from web_world import OFFICER, PASSWORD, login
+from web_world import OFFICER, PASSWORD, Clock, login, make_client
 
 from broker.match.queries import list_matches
 from broker.store.engine import session_factory

@@ -17,6 +17,7 @@ from broker.digest import DigestSettings, build_digests
 from broker.store.engine import session_factory
 from broker.store.models import Digest, Match, Opportunity, Vcse
 from broker.target.ledger import record_introduced
+from broker.web.app import WebConfig, create_app
 from broker.web.tokens import LinkSettings
 
 AS_OF = date(2025, 1, 16)
@@ -109,3 +110,21 @@ def login(client: Any, email: str = OFFICER, password: str = PASSWORD) -> Any:
     """Log in through the login form (a TestClient keeps the session cookie)."""
     token = csrf(client.get("/login").text)
     return client.post("/login", data={"csrf": token, "email": email, "password": password})
+
+
+class Clock:
+    """The business date the app sees; tests move it on."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+
+    def __call__(self) -> date:
+        return self.day
+
+
+def make_client(engine: Engine, clock: Clock, **overrides: Any) -> Any:
+    """A Starlette TestClient on the app (plain http, so cookies are not Secure-only)."""
+    from starlette.testclient import TestClient
+
+    config = WebConfig(secret=SECRET, secure_cookies=False, clock=clock, **overrides)
+    return TestClient(create_app(engine, config), base_url="http://127.0.0.1:8080", follow_redirects=False)
