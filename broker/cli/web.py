@@ -121,6 +121,19 @@ def officer_add_cmd(app: AppContext, email: str, password_stdin: bool, replace: 
     click.echo(f"officer {address} {'updated' if replace else 'added'}.")
 
 
+@officer_group.command("disable")
+@click.argument("email")
+@pass_app
+@handle_errors
+def officer_disable_cmd(app: AppContext, email: str) -> None:
+    """Stop an officer logging in; their open sessions end at once (`officer add --replace` re-enables)."""
+    from broker.web.officers import disable_officer
+
+    with app.sessions().begin() as session:
+        changed = disable_officer(session, email)
+    click.echo(f"officer {email.strip().lower()} {'disabled' if changed else 'was already disabled'}.")
+
+
 @officer_group.command("list")
 @json_option
 @pass_app

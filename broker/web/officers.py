@@ -6,6 +6,7 @@ parameters can be raised later and old hashes still verify and are re-hashed on 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.digest.formatting import valid_email
-from broker.errors import InputError
+from broker.errors import InputError, NotFound
 from broker.store.models import Officer
 
 MIN_PASSWORD_CHARS = 12
@@ -54,6 +55,22 @@ def add_officer(session: Session, email: str, password: str, *, replace: bool = 
     row.active = True
     session.flush()
     return row
+
+
+def disable_officer(session: Session, email: str) -> bool:
+    """Stop an officer logging in (their open sessions end on their next request). True if it changed."""
+    row = session.scalars(select(Officer).where(Officer.email == email.strip().lower())).first()
+    if row is None:
+        raise NotFound(f"no officer {email!r}. Try `broker officer list`.")
+    changed = row.active
+    row.active = False
+    session.flush()
+    return changed
+
+
+def session_tag(officer: Officer) -> str:
+    """Stored in the officer's session cookie: a new password (or a re-hash) ends every older session."""
+    return hashlib.sha256(officer.password_hash.encode()).hexdigest()[:16]
 
 
 def list_officers(session: Session) -> list[dict[str, object]]:

@@ -26,7 +26,7 @@ from broker.target.report import render_report
 from broker.target.stages import STAGES
 from broker.web import pages
 from broker.web.app import WebState, client_key, state_of
-from broker.web.officers import authenticate
+from broker.web.officers import authenticate, session_tag
 from broker.web.security import REPORT_CSP, new_csrf_token, same_token
 
 Handler = Callable[[Request, WebState, Officer], Awaitable[Response]]
@@ -41,12 +41,13 @@ def csrf_of(request: Request) -> str:
     return token
 
 
-def _officer(state: WebState, officer_id: Any) -> Officer | None:
-    if not isinstance(officer_id, int):
+def _officer(state: WebState, officer_id: Any, tag: Any) -> Officer | None:
+    """The session's officer, if still active and the password is the one they logged in with."""
+    if not isinstance(officer_id, int) or not isinstance(tag, str):
         return None
     with state.read() as session:
         row = session.get(Officer, officer_id)
-        return row if row is not None and row.active else None
+        return row if row is not None and row.active and same_token(session_tag(row), tag) else None
 
 
 def officer_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -54,7 +55,8 @@ def officer_page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     @wraps(handler)
     async def wrapper(request: Request) -> Response:
         state = state_of(request)
-        officer = await run_in_threadpool(_officer, state, request.session.get("officer_id"))
+        officer = await run_in_threadpool(_officer, state, request.session.get("officer_id"),
+                                          request.session.get("tag"))
         if officer is None:
             request.session.pop("officer_id", None)
             return RedirectResponse("/login", status_code=303)
@@ -88,19 +90,19 @@ async def login(request: Request) -> Response:
     if not same_token(request.session.get("csrf"), form.get("csrf")):
         return _forbidden(request, state)
     email, password = str(form.get("email") or ""), str(form.get("password") or "")
-    officer = await run_in_threadpool(state.write, lambda s: _authenticated_id(s, email, password))
-    if officer is None:
+    found = await run_in_threadpool(state.write, lambda s: _authenticated(s, email, password))
+    if found is None:
         return state.render(request, "login.html.j2", 401, csrf=csrf_of(request), email=email[:320],
                             error="Wrong email or password.")
     request.session.clear()  # a fresh session (and CSRF token) after logging in: no fixation
-    request.session["officer_id"] = officer
+    request.session["officer_id"], request.session["tag"] = found
     request.session["csrf"] = new_csrf_token()
     return RedirectResponse("/", status_code=303)
 
 
-def _authenticated_id(session: Session, email: str, password: str) -> int | None:
+def _authenticated(session: Session, email: str, password: str) -> tuple[int, str] | None:
     row = authenticate(session, email, password)
-    return row.id if row is not None else None
+    return (row.id, session_tag(row)) if row is not None else None
 
 
 @officer_page

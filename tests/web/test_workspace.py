@@ -126,3 +126,17 @@ def test_logout_ends_the_session(client):
     page = client.get("/")
     assert client.post("/logout", data={"csrf": csrf(page.text)}).status_code == 303
     assert client.get("/").status_code == 303
+
+
+def test_a_new_password_or_disabling_ends_open_sessions(run, client):
+    login(client)
+    assert client.get("/").status_code == 200
+    out = run("officer", "add", OFFICER, "--replace", "--password-stdin", input="a brand new password\n")
+    assert out.exit_code == 0, out.output
+    assert client.get("/").status_code == 303  # the old session ended with the old password
+    assert login(client, password="a brand new password").status_code == 303
+    assert client.get("/").status_code == 200
+    assert run("officer", "disable", OFFICER).exit_code == 0
+    assert client.get("/").status_code == 303
+    assert login(client, password="a brand new password").status_code == 401
+    assert "no officer" in run("officer", "disable", "nobody@x.example").output
