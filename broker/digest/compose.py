@@ -171,15 +171,14 @@ def render_message(payload: Mapping[str, Any]) -> bytes:
         ("Subject", mime.unstructured("Subject", header_text(payload["subject"], 200))),
         ("Date", format_datetime(send_time(date.fromisoformat(payload["as_of"])))),
         ("Message-ID", message_id(payload["digest_id"], sender["address"])),
-        # Never folded or encoded: a client must read it as a URL (ASCII we built, well under 998 octets).
+        # A URL is never folded or encoded: a client must read it as a URL (ASCII we built, well under 998
+        # octets); with two, the fold is between them.
         ("List-Unsubscribe", _list_unsubscribe(payload)),
+        # RFC 8058: the mail client may POST "List-Unsubscribe=One-Click" to the https URL above.
+        *([("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")] if payload.get("stop_url") else []),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834: auto-responders must not reply
         ("X-Broker-Digest", payload["digest_id"]),
     ]
-    if payload.get("stop_url"):
-        # RFC 8058: the mail client may POST "List-Unsubscribe=One-Click" to the https URL above.
-        headers.insert(headers.index(("List-Unsubscribe", _list_unsubscribe(payload))) + 1,
-                       ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return mime.message(headers, text, html)
 
 
