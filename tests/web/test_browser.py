@@ -145,3 +145,27 @@ def test_tampered_and_expired_links_and_a_form_without_csrf_are_refused_in_the_b
         assert s.scalars(select(DigestFeedback)).first() is None
         assert s.scalars(select(TargetEntry).where(TargetEntry.stage == "won")).first() is None
     assert all("Failed to load resource" in e for e in tab.errors)  # only the 404/410/403 statuses themselves
+
+
+def test_vcse_stops_the_emails_from_its_digest_and_gets_none_the_next_night(engine, site):
+    shown = site["shots"] / "digest-v2.html"
+    shown.write_text(html_part(digest_file(site["outbox"], "V2", AS_OF)), encoding="utf-8")
+    tab = Page(site["browser"], site["shots"])
+    tab.page.goto(shown.as_uri())
+    tab.page.get_by_role("link", name="Stop these emails").click()
+    tab.page.wait_for_url(f"{site['base']}/stop/**")
+    assert "Stop sending opportunity digests to Small Heath Youth Club?" in tab.page.inner_text("main")
+    tab.shot("vcse-4-stop-confirm")
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Confirm: Stop these emails").click()
+    assert tab.page.inner_text("#result") == "Done: we will send no more digests to Small Heath Youth Club."
+    tab.shot("vcse-5-stopped")
+    assert tab.errors == []
+    with session_factory(engine).begin() as s:
+        opportunity(s, "O4", title="Youth mentoring")
+        match(s, "O4", "V2", 95, run_id="run-2")
+    tomorrow = AS_OF + timedelta(days=1)
+    build(engine, site["outbox"], as_of=tomorrow, links=site["links"])
+    with session_factory(engine)() as s:
+        assert s.scalars(select(Digest).where(Digest.recipient_id == "V2", Digest.as_of == tomorrow.isoformat())
+                         ).first() is None
