@@ -84,7 +84,8 @@ def register_commands(cli: click.Group) -> None:
     from broker.cli import opportunities as opportunities_cmds
     from broker.cli import rules as rules_cmds
     from broker.cli import target as target_cmds
+    from broker.cli import web as web_cmds
 
     for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds, rules_cmds,
-                   match_cmds, digest_cmds, target_cmds, nightly_cmds, audit_cmds, evaluation_cmds):
+                   match_cmds, digest_cmds, target_cmds, nightly_cmds, audit_cmds, evaluation_cmds, web_cmds):
         module.register(cli)

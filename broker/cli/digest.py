@@ -12,6 +12,7 @@ import click
 from sqlalchemy import select
 
 from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app
+from broker.cli.web import digest_links, link_options
 from broker.digest import (
     DigestSettings,
     SmtpSettings,
@@ -77,11 +78,12 @@ def digest_group() -> None:
               help="Leave out opportunities with fewer days than this to the deadline.")
 @click.option("--min-score", type=click.IntRange(0, 100), default=0, show_default=True,
               help="Lowest match score sent, unless a VCSE's preference says otherwise.")
+@link_options
 @json_option
 @pass_app
 @handle_errors
 def build_cmd(app: AppContext, as_of: str | None, outbox: Path, sender: str, sender_name: str, cap: int,
-              min_days: int, min_score: int, as_json: bool) -> None:
+              min_days: int, min_score: int, base_url: str | None, link_days: int, as_json: bool) -> None:
     """Write one digest per opted-in VCSE with new matches to OUTBOX/DATE/*.eml.
 
     Re-running the same night returns the digests already built and creates nothing new.
@@ -92,7 +94,7 @@ def build_cmd(app: AppContext, as_of: str | None, outbox: Path, sender: str, sen
     """
     day = _as_of(as_of)
     settings = DigestSettings(sender_address=sender, sender_name=sender_name, cap=cap, min_days=min_days,
-                              min_score=min_score)
+                              min_score=min_score, links=digest_links(base_url, link_days))
     with app.sessions()() as session:
         batch = build_digests(session, as_of=day, outbox=outbox, settings=settings,
                               introduced_callback=_ledger_hook("record_introduced"))

@@ -13,6 +13,7 @@ import click
 from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app
 from broker.cli.digest import smtp_options, smtp_settings
 from broker.cli.match import DEFAULT_RULES, business_date
+from broker.cli.web import digest_links, link_options
 from broker.digest import DigestSettings
 from broker.nightly import NightlyOptions, run_nightly
 from broker.target.config import load_config
@@ -54,13 +55,14 @@ def _kill_hook():  # type: ignore[no-untyped-def]
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the log here (default: OUTBOX/nightly.log).")
 @smtp_options(required=False)
+@link_options
 @json_option
 @pass_app
 @handle_errors
 def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | None, rules_dir: str,
                 target_config: str | None, sender: str, wait_seconds: float, log_file: Path | None,
                 smtp_server: str | None, smtp_user: str | None, password_env: str | None, starttls: bool,
-                use_ssl: bool, as_json: bool) -> None:
+                use_ssl: bool, base_url: str | None, link_days: int, as_json: bool) -> None:
     """Ingest the inbox, match, update the target ledger, write digests (and send them), write the report.
 
     Exit codes: 0 ok, 1 failed (or digests still pending delivery), 4 done but some input was quarantined.
@@ -79,7 +81,8 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
         options = NightlyOptions(
             as_of=day, inbox=inbox, outbox=outbox, rules_dir=Path(rules_dir), report=outbox / "report.html",
             smtp=smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl) if smtp_server else None,
-            digest=DigestSettings(sender_address=sender), target=load_config(target_config),
+            digest=DigestSettings(sender_address=sender, links=digest_links(base_url, link_days)),
+            target=load_config(target_config),
             wait_seconds=wait_seconds)
         summary = run_nightly(app.engine, app.sessions(), options, crash_hook=_kill_hook())
     finally:

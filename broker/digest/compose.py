@@ -39,6 +39,7 @@ from broker.digest.safe_names import reference_code
 from broker.digest.selection import Candidate
 from broker.errors import ConfigError
 from broker.store.models import Vcse
+from broker.web.tokens import LinkSettings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PAYLOAD_VERSION = 1
@@ -55,9 +56,13 @@ class DigestSettings:
     min_score: int = 0
     top_reasons: int = 3
     summary_chars: int = 300
+    # Signed one-click links (Interested / Not relevant / Stop these emails); None: the digest asks for a reply.
+    links: LinkSettings | None = None
 
     def validate(self) -> None:
         """Raise ``ConfigError`` for a sender that is not a plain address or out-of-range numbers."""
+        if self.links is not None:
+            self.links.validate()
         if valid_email(self.sender_address) != self.sender_address:
             raise ConfigError(f"the digest sender {self.sender_address!r} is not a plain email address")
         if not 1 <= self.cap <= 100 or self.min_days < 0 or not 0 <= self.min_score <= 100:
@@ -82,7 +87,7 @@ def item_payload(cand: Candidate, position: int, as_of: date, via: Via | None,
     """One item of the payload: everything the templates show about one opportunity."""
     opp, match = cand.opportunity, cand.match
     deadline, left = format_deadline(opp.deadline_at, as_of)
-    return {
+    item = {
         "position": position,
         "reference": reference_code(cand.recipient_id, opp.id),
         "opportunity_id": opp.id,
@@ -103,13 +108,16 @@ def item_payload(cand: Candidate, position: int, as_of: date, via: Via | None,
         {"kind": via.kind, "name": header_text(via.name, 200), "members": [header_text(m, 200) for m in via.members]},
         "feedback_command": feedback_command(match.party_id, opp.id),
     }
+    if settings.links is not None:  # added only with links, so digests without them keep their payloads
+        item["actions"] = settings.links.item_links(item["reference"], match.party_id, as_of)
+    return item
 
 
 def digest_payload(digest_id: str, as_of: date, recipient: Vcse, address: str,
                    items: Sequence[Mapping[str, Any]], settings: DigestSettings) -> dict[str, Any]:
     """The whole rendering context for one digest (JSON data, stored with the digest)."""
     name = header_text(recipient.name, 120) or recipient.id
-    return {
+    payload = {
         "version": PAYLOAD_VERSION,
         "digest_id": digest_id,
         "as_of": as_of.isoformat(),
@@ -122,6 +130,9 @@ def digest_payload(digest_id: str, as_of: date, recipient: Vcse, address: str,
         "unsubscribe": f"mailto:{settings.sender_address}?subject={quote('unsubscribe ' + digest_id)}",
         "opt_out_command": f"broker preferences set {shell_word(recipient.id)} --opt-out",
     }
+    if settings.links is not None:
+        payload["stop_url"] = settings.links.stop_link(digest_id, recipient.id, as_of)
+    return payload
 
 
 @lru_cache(maxsize=1)
@@ -160,12 +171,21 @@ def render_message(payload: Mapping[str, Any]) -> bytes:
         ("Subject", mime.unstructured("Subject", header_text(payload["subject"], 200))),
         ("Date", format_datetime(send_time(date.fromisoformat(payload["as_of"])))),
         ("Message-ID", message_id(payload["digest_id"], sender["address"])),
-        # Never folded or encoded: a client must read it as a URL (ASCII we built, well under 998 octets).
-        ("List-Unsubscribe", f"<{payload['unsubscribe']}>"),
+        # A URL is never folded or encoded: a client must read it as a URL (ASCII we built, well under 998
+        # octets); with two, the fold is between them.
+        ("List-Unsubscribe", _list_unsubscribe(payload)),
+        # RFC 8058: the mail client may POST "List-Unsubscribe=One-Click" to the https URL above.
+        *([("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")] if payload.get("stop_url") else []),
         ("Auto-Submitted", "auto-generated"),  # RFC 3834: auto-responders must not reply
         ("X-Broker-Digest", payload["digest_id"]),
     ]
     return mime.message(headers, text, html)
+
+
+def _list_unsubscribe(payload: Mapping[str, Any]) -> str:
+    """The one-click web link first (when the digest has links), then the mailto fallback (RFC 2369)."""
+    stop = payload.get("stop_url")
+    return f"<{stop}>,{mime.CRLF} <{payload['unsubscribe']}>" if stop else f"<{payload['unsubscribe']}>"
 
 
 def message_id(digest_id: str, sender_address: str) -> str:

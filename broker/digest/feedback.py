@@ -62,12 +62,14 @@ def _party_exists(session: Session, party_id: str) -> bool:
 
 def record_feedback(session: Session, party_id: str, opportunity_id: str, kind: str, *, as_of: date,
                     reason: str | None = None, reference: str | None = None,
-                    outcome_callback: OutcomeCallback | None = None) -> FeedbackResult:
+                    outcome_callback: OutcomeCallback | None = None,
+                    cause: str | None = None) -> FeedbackResult:
     """Record one party's feedback on one opportunity. Idempotent: the same feedback twice is one row.
 
     Does not commit (the caller's transaction). For new ``interested`` feedback calls
     ``outcome_callback(session, opportunity_id, party_id, stage="interested", cause="feedback",
-    as_of=as_of)``.
+    as_of=as_of)``. ``cause`` says where it came from (``feedback:web``: a signed link in a digest); it is
+    stored on the row and replaces ``feedback`` as the ledger entry's cause.
 
     Raises:
         InputError: an unknown kind.
@@ -87,11 +89,11 @@ def record_feedback(session: Session, party_id: str, opportunity_id: str, kind: 
         clean = body_text(reason).strip()[:REASON_MAX] if reason else None
         row = DigestFeedback(party_id=party_id, opportunity_id=opportunity_id, kind=kind, reason=clean or None,
                              reference=normalise_reference(reference) if reference else None,
-                             as_of=as_of.isoformat())
+                             as_of=as_of.isoformat(), cause=cause)
         session.add(row)
         session.flush()
         if kind == "interested" and outcome_callback is not None:
-            outcome_callback(session, opportunity_id, party_id, stage="interested", cause="feedback",
+            outcome_callback(session, opportunity_id, party_id, stage="interested", cause=cause or "feedback",
                              as_of=as_of)
     return FeedbackResult(row.party_id, row.opportunity_id, row.kind, row.reason, row.as_of, row.reference, new)
 

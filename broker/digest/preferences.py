@@ -60,8 +60,11 @@ def load_preferences(session: Session, party_ids: Iterable[str]) -> dict[str, Di
 
 
 def set_preferences(session: Session, party_id: str, *, opt_in: bool | None = UNSET,
-                    cap: int | None = UNSET, min_score: int | None = UNSET) -> DigestPreference:
+                    cap: int | None = UNSET, min_score: int | None = UNSET,
+                    cause: str | None = None) -> DigestPreference:
     """Create or change a VCSE's preferences. Pass ``None`` to return a setting to its default.
+
+    ``cause`` is kept with the change (``feedback:web`` for the VCSE's own Stop link; ``None``: an officer).
 
     Raises:
         NotFound: no VCSE has this id.
@@ -75,7 +78,7 @@ def set_preferences(session: Session, party_id: str, *, opt_in: bool | None = UN
         raise InputError(f"the minimum score must be 0..100, got {min_score}", field="min_score")
     pref = session.get(DigestPreference, party_id)
     if pref is None:
-        pref = DigestPreference(party_id=party_id, opt_in=None, digest_cap=None, min_score=None)
+        pref = DigestPreference(party_id=party_id, opt_in=None, digest_cap=None, min_score=None, cause=cause)
         session.add(pref)
     if opt_in is not UNSET:
         pref.opt_in = opt_in
@@ -83,6 +86,7 @@ def set_preferences(session: Session, party_id: str, *, opt_in: bool | None = UN
         pref.digest_cap = cap
     if min_score is not UNSET:
         pref.min_score = min_score
+    pref.cause = cause
     session.flush()
     return pref
 

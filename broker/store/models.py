@@ -390,6 +390,7 @@ class DigestFeedback(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(16))
     as_of: Mapped[str] = mapped_column(String(10))
+    cause: Mapped[str | None] = mapped_column(String(40))  # feedback:web (a signed link); NULL: typed by an officer
 
 
 class DigestPreference(Base):
@@ -401,6 +402,7 @@ class DigestPreference(Base):
     opt_in: Mapped[bool | None] = mapped_column(Boolean)  # None: the directory's digest_opt_in decides
     digest_cap: Mapped[int | None] = mapped_column(Integer)
     min_score: Mapped[int | None] = mapped_column(Integer)
+    cause: Mapped[str | None] = mapped_column(String(40))  # of the last change: feedback:web, or NULL (officer)
 
 
 # Target ledger (issue 5): brokered value counted toward the £1m target. Append-only (BRIEF, Policies /
@@ -450,3 +452,20 @@ class TargetEntry(Base):
     reason: Mapped[str] = mapped_column(Text)
     cause: Mapped[str] = mapped_column(String(255))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Web (``broker serve``): the officers who may log in to the workspace. Owned by broker/web.
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Officer(Base):
+    """A brokerage officer who logs in to the workspace; the password is kept only as an argon2 hash."""
+
+    __tablename__ = "officers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-case
+    password_hash: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]  # wall clock: metadata only
