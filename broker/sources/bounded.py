@@ -25,6 +25,9 @@ MAX_DEPTH = 64
 MAX_STRING = 1_000_000
 """Characters one string (key or value) may hold. The longest real descriptions are tens of thousands."""
 
+MAX_LINE = 64 << 20
+"""Bytes (or characters) one JSON Lines line may hold: read up to this, never a whole 1 GB line."""
+
 _START = frozenset({"start_map", "start_array"})
 _END = frozenset({"end_map", "end_array"})
 
@@ -158,6 +161,21 @@ def _too_long(value: Any, limits: Limits) -> Found | None:
     if isinstance(value, str) and len(value) > limits.string:
         return Found(problem=f"a text value is {len(value):,} characters long (at most {limits.string:,})")
     return None
+
+
+def bounded_lines(stream: IO[Any], limit: int | None = None) -> Iterator[tuple[int, Any]]:
+    """``(line number, line)`` of a binary or text stream; a line longer than ``limit`` is ``None``
+    (and skipped to its end in pieces of at most ``limit``), so memory never holds more than that."""
+    limit = MAX_LINE if limit is None else limit
+    number = 0
+    while line := stream.readline(limit + 1):
+        number += 1
+        if len(line) <= limit:
+            yield number, line
+            continue
+        while line and line[-1:] not in ("\n", b"\n"):
+            line = stream.readline(limit)
+        yield number, None
 
 
 def loads(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Any:

@@ -137,7 +137,11 @@ class _Counter:
 def _read_lines(stream: IO[bytes], name: str) -> Iterator[SourceItem]:
     """JSON Lines: each line on its own, so a broken line is one error and the next lines still read."""
     reader = _Counter()
-    for number, line in enumerate(stream, start=1):
+    for number, line in bounded.bounded_lines(stream):
+        if line is None:
+            yield _error(InputError(f"the line is refused unread: longer than {bounded.MAX_LINE:,} bytes",
+                                    file=name, locator=f"line {number}"))
+            continue
         text = line.strip()
         if not text:
             continue

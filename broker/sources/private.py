@@ -139,11 +139,15 @@ def _open_jsonl(state: _State, progress: ProgressCallback | None) -> Iterator[So
 
 def _jsonl_items(fh: IO[str], state: _State) -> Iterator[SourceItem]:
     with fh:
-        for number, line in enumerate(fh, start=1):
+        for number, line in bounded.bounded_lines(fh):
+            locator = f"line {number}"
+            if line is None:
+                yield state.error(f"the line is refused unread: longer than {bounded.MAX_LINE:,} characters",
+                                  locator, None)
+                continue
             text = line.rstrip("\r\n")
             if not text.strip():
                 continue
-            locator = f"line {number}"
             try:
                 data = bounded.loads(text)
             except bounded.LimitExceeded as exc:

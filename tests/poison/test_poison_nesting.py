@@ -154,3 +154,20 @@ def test_a_harvested_page_nested_past_the_stack_is_refused_as_malformed():
 
     with pytest.raises(ValueError, match="nested too deep"):
         strict_loads(deep(100_000))
+
+
+@pytest.mark.parametrize("kind", ["ocds", "private"])
+def test_an_overlong_json_lines_line_is_refused_without_reading_it_whole(db_url, tmp_path, monkeypatch, kind):
+    """A line past the limit is skipped in pieces and quarantined; the lines around it are read."""
+    monkeypatch.setattr(bounded, "MAX_LINE", 20_000)
+    if kind == "ocds":
+        good = [json.dumps(r) for r in distinct_releases(package(), 2)]
+    else:
+        good = PRIVATE_JSONL.read_text(encoding="utf-8").splitlines()[:2]
+    assert all(len(line) < 20_000 for line in good)
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join([good[0], '{"x": "' + "y" * 70_000 + '"}', good[1]]) + "\n", encoding="utf-8")
+    report = run_ingest(db_url, path)
+    [(locator, _, reason)] = stored(db_url)["quarantine"]
+    assert locator == "line 2" and "longer than 20,000" in reason
+    assert report.total("new") == 2
