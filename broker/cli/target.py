@@ -83,6 +83,10 @@ def _print_progress(p: Progress) -> None:
     published = f" (published {format_gbp(frameworks['published_pence'])} not counted)" if frameworks["count"] else ""
     click.echo(f"  value unknown: {doc['value_unknown']['count']} (count £0); frameworks excluded: "
                f"{frameworks['count']}{published}; cancelled: {doc['cancelled']['count']}")
+    prospects = doc["subcontracting_prospects"]
+    if prospects["count"]:
+        click.echo(f"  subcontracting prospects (beyond what the party can take on alone): {prospects['count']} "
+                   f"(headline {format_gbp(prospects['published_pence'])} not counted)")
     click.echo("By cluster (an opportunity sent to several clusters shows in each; the total counts it once)")
     for row in p.by_cluster:
         click.echo(f"  {(row.key or '(no cluster)')[:32]:32} {row.opportunities:6}  {format_gbp(row.value_pence):>16}")

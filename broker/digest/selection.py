@@ -2,7 +2,7 @@
 
 Policies (BRIEF, Policies / Digests and Deadlines; issue 6):
 
-* only active matches whose opportunity is still open, with a deadline at least ``min_days`` UK days
+* only active matches whose opportunity was published on or before ``as_of`` and is still open, with a deadline at least ``min_days`` UK days
   after ``as_of`` (or no deadline given); past deadlines never;
 * only recipients who opted in (a preference overrides the directory);
 * only opportunities never included in an earlier digest to the same recipient (the unique
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from broker.digest.formatting import deadline_cutoff
 from broker.match.queries import rank_key
+from broker.match.service import published_by
 from broker.store.models import Digest, DigestFeedback, DigestItem, DigestPreference, Match, Opportunity, Vcse
 
 SENDABLE_STATUSES = ("open",)
@@ -71,6 +72,7 @@ def candidates(session: Session, *, as_of: date, min_days: int) -> dict[str, lis
             # a lead missing from the directory is kept so that it is reported.
             or_(Vcse.id.is_(None), func.coalesce(DigestPreference.opt_in, Vcse.digest_opt_in) == true()),
             Opportunity.status.in_(SENDABLE_STATUSES),
+            published_by(as_of),  # a digest as of D holds only notices public on D
             or_(Opportunity.deadline_at.is_(None), Opportunity.deadline_at >= deadline_cutoff(as_of, min_days)),
             ~exists().where(and_(DigestItem.recipient_id == recipient,
                                  DigestItem.opportunity_id == Match.opportunity_id)),

@@ -31,7 +31,7 @@ from broker.match.params import MatchParams
 from broker.match.rulefiles import RuleSet, load_rules
 from broker.match.run import RunOutcome, RunScope, evaluate_run
 from broker.match.views import consortium_view, opportunity_view, vcse_view, view_hash, view_json
-from broker.match.vocabulary import DATED_FIELDS
+from broker.match.vocabulary import DATED_FIELDS, SUBCONTRACTING_FLAG
 from broker.normalise.dates import LONDON
 from broker.normalise.record import canonical_hash
 from broker.paths import DATA_DIR
@@ -117,13 +117,31 @@ def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: Path |
 
 # --- inputs and scope -------------------------------------------------------------------------------
 
+def business_day_bounds(as_of: date) -> tuple[datetime, datetime]:
+    """The UK business day ``as_of`` as [start, next day's start) in UTC."""
+    start = datetime.combine(as_of, time(0), tzinfo=LONDON)
+    end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=LONDON)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def published_by(as_of: date) -> Any:
+    """SQL condition: the notice was published on or before the UK day ``as_of`` (or gives no date).
+
+    A run, a digest or a report as of D sees only what was public on D: a notice published later does
+    not exist yet for that business date, however long its deadline.
+    """
+    _, next_day = business_day_bounds(as_of)
+    return Opportunity.published_at.is_(None) | (Opportunity.published_at < next_day)
+
+
 def load_inputs(session: Session, as_of: date) -> Inputs:
-    """Live opportunities (open or planned, deadline not before ``as_of``) and every party."""
-    day_start = datetime.combine(as_of, time(0), tzinfo=LONDON).astimezone(UTC)
+    """Live opportunities on ``as_of`` (open or planned, published by then, deadline not before it) and
+    every party."""
+    day_start, _ = business_day_bounds(as_of)
     # Plain rows, not ORM objects (the views read their columns by name): a national directory is 20,000
     # VCSEs and 10,000 live notices, read every night.
     rows = session.execute(select(Opportunity.__table__).where(
-        Opportunity.status.in_(LIVE_STATUSES),
+        Opportunity.status.in_(LIVE_STATUSES), published_by(as_of),
         (Opportunity.deadline_at.is_(None)) | (Opportunity.deadline_at >= day_start)).order_by(Opportunity.id))
     opportunities = [opportunity_view(r) for r in rows]  # type: ignore[arg-type]
     vcses = {v.id: vcse_view(v) for v in session.execute(select(Vcse.__table__).order_by(Vcse.id))}  # type: ignore[arg-type]
@@ -382,18 +400,23 @@ def _rows_that_may_change(session: Session, scope: RunScope, matched: dict[tuple
 def _match_values(d: dict[str, Any]) -> dict[str, Any]:
     detail = d["detail"]
     members = detail.get("members", [])
+    flags = {f["flag"] for f in d["firings"] if f["flag"]}
+    if any(f["effect"] == "needs_consortium" for f in d["firings"]):
+        flags.add(SUBCONTRACTING_FLAG)
     return {"party_type": d["party_type"], "score": d["score"], "levels": detail.get("levels", {}),
-            "reasons": top_reasons(d), "flags": sorted({f["flag"] for f in d["firings"] if f["flag"]}),
+            "reasons": top_reasons(d), "flags": sorted(flags),
             "members": members, "lead_id": detail.get("lead") if members else None}
 
 
 def top_reasons(decision: dict[str, Any], limit: int = 5) -> list[str]:
-    """The reasons a match is shown with: its highest-scoring rules first, then suggestions and flags."""
+    """The reasons a match is shown with: why it is only a subcontracting prospect first (a VCSE must
+    read that before anything else), then its highest-scoring rules, then suggestions and flags."""
     scored = sorted((f for f in decision["firings"] if f["effect"] == "score" and f["points"] > 0),
                     key=lambda f: -f["points"])
-    reasons = [f["reason"] for f in scored]
+    reasons = [f["reason"] for f in decision["firings"] if f["effect"] == "needs_consortium"]
+    reasons += [f["reason"] for f in scored]
     reasons += list(decision["detail"].get("suggestion", []))
-    reasons += [f["reason"] for f in decision["firings"] if f["effect"] in ("flag", "needs_consortium")]
+    reasons += [f["reason"] for f in decision["firings"] if f["effect"] == "flag"]
     out: list[str] = []
     for r in reasons:
         if r and r not in out:

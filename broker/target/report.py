@@ -28,7 +28,7 @@ TITLE_CHARS = 140
 BASIS_LABELS = {"lower_bound": "lower bound of range", "upper_bound": "upper bound of range",
                 "midpoint": "midpoint of range", "single_figure": "single figure", "unknown": "value unknown",
                 "framework": "framework/DPS: £0 until call-off", "cancelled": "cancelled: £0",
-                "award": "awarded value"}
+                "award": "awarded value", "subcontracting": "subcontracting prospect: £0"}
 # Chart geometry (SVG user units); the SVG scales to the page width.
 W, H, LEFT, RIGHT, TOP, BOTTOM = 760, 300, 92, 20, 16, 40
 
@@ -54,6 +54,8 @@ def report_context(session: Session, progress: Progress) -> dict[str, Any]:
         "unknown": len(p.with_basis("unknown")), "frameworks": len(p.with_basis("framework")),
         "frameworks_published": format_gbp(sum(o.value.published_pence or 0 for o in p.with_basis("framework"))),
         "cancelled": len(p.with_basis("cancelled")),
+        "prospects": len(p.prospects),
+        "prospects_published": format_gbp(sum(o.value.published_pence or 0 for o in p.prospects)),
         "pace": _pace_text(p),
         "chart": progress_chart(p),
         "clusters": _bars([(r.key or "(no cluster)", r.opportunities, r.value_pence) for r in p.by_cluster]),
