@@ -16,7 +16,7 @@ from broker.target.config import load_config
 from broker.target.ledger import reconcile_values, record_outcome
 from broker.target.outcomes import import_outcomes
 from broker.target.progress import Progress, compute_progress, progress_json
-from broker.target.report import render_report
+from broker.target.report import render_report, where_in_window
 from broker.target.stages import STAGES
 from broker.target.values import format_gbp
 
@@ -104,12 +104,11 @@ def _pace_line(p: Progress) -> str:
     pace, target = p.pace, format_gbp(p.config.target_pence)
     window = f"the window {pace.window_start} to {pace.window_end}"
     if pace.status == "reached":
-        return f"Pace: target reached on {pace.reached_on}."
+        return f"Pace: target reached on {pace.reached_on}, {where_in_window(pace.reached_on, pace)} {window}."
     if pace.status == "no_progress":
         return f"Pace: nothing counted yet in {window}."
-    where = "within" if pace.within_window else "after the end of"
     return (f"Pace: {format_gbp(pace.per_day_pence)} a day since {pace.since}; at this pace {target} is "
-            f"reached on {pace.projected_date}, {where} {window}.")
+            f"reached on {pace.projected_date}, {where_in_window(pace.projected_date, pace)} {window}.")
 
 
 @click.command("report")

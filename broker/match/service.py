@@ -348,8 +348,14 @@ def _update_matches(session: Session, run_id: str, matched: dict[tuple[str, str]
         if opp_id not in live or opp_id in gone_opps or reconsidered or left:
             withdraw.append({"b_id": row.id, "status": "withdrawn", "last_run_id": run_id})
     inserts, refreshes = [], []
+    # A standing consortium's match goes to its lead's digest: the decision names members and lead only
+    # for suggested groupings, so the directory's lead and members are filled in here.
+    consortia = _consortium_members(session) if any(v["party_type"] == "consortium" for v in matched.values()) \
+        else {}
     for key in sorted(matched):
         values = {**matched[key], "status": "active", "last_run_id": run_id}
+        if values["party_type"] == "consortium" and key[1] in consortia and not values.get("lead_id"):
+            values["lead_id"], values["members"] = consortia[key[1]]
         row = rows.get(key)
         if row is None:
             inserts.append({"opportunity_id": key[0], "party_id": key[1], "first_run_id": run_id, **values})
@@ -364,6 +370,15 @@ def _update_matches(session: Session, run_id: str, matched: dict[tuple[str, str]
                 {k: bindparam(k) for k in changes[0] if k != "b_id"})
             for start in range(0, len(changes), 5000):
                 session.execute(stmt, changes[start:start + 5000])
+
+
+def _consortium_members(session: Session) -> dict[str, tuple[str, list[str]]]:
+    """Standing consortium id -> (lead id, member ids in their order)."""
+    members: dict[str, list[str]] = {}
+    for m in session.scalars(select(ConsortiumMember).order_by(ConsortiumMember.consortium_id,
+                                                                ConsortiumMember.position)):
+        members.setdefault(m.consortium_id, []).append(m.vcse_id)
+    return {c.id: (c.lead_id, members.get(c.id, [])) for c in session.scalars(select(Consortium))}
 
 
 @dataclass(frozen=True, slots=True)

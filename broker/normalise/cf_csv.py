@@ -18,7 +18,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from broker.errors import InputError
-from broker.normalise import cpv, dates, geography, money, procurement
+from broker.normalise import cpv, dates, geography, money, places, procurement
 from broker.normalise.keys import reference_key, title_key
 from broker.normalise.record import OpportunityRecord, build_record, canonical_hash, canonical_json
 from broker.normalise.text import clean_text, match_key, one_line, split_list
@@ -75,7 +75,7 @@ def record_from_row(row: Mapping[str, str]) -> OpportunityRecord:
         row.get("Closing Date", ""), clock=row.get("Closing Time"), end_of_day=True))
     value_min, value_max = _values(row)
     cpv_known, cpv_unknown = cpv.catalogue().split(split_list(row.get("Cpv Codes") or "", _CPV_SEPARATORS))
-    location = _location(row)
+    location = places.sharpen(_location(row), title=title, buyer=org, description=description)
     kind = _kind(row, title, description, notice_type)
     cluster = location.cluster or geography.cluster_for(location.local_authority, location.postcode)
     return build_record(

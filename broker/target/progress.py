@@ -308,14 +308,15 @@ def _pace(series: tuple[tuple[date, int], ...], total: int, as_of: date, config:
     if total >= target:
         reached = _reached_on(series, target)
         return Pace(**base, reached_on=reached, projected_date=None, status="reached",
-                    within_window=reached <= end)
+                    within_window=start <= reached <= end)
     if total <= 0 or days <= 0:
         return Pace(**base, reached_on=None, projected_date=None, status="no_progress", within_window=None)
     # Days still needed at the average pace so far, rounded up (integer arithmetic: no float drift).
     more = -(-(target - total) * days // total)
     projected = as_of + timedelta(days=more)
     status = "window_ended" if as_of > end else ("on_track" if projected <= end else "behind")
-    return Pace(**base, reached_on=None, projected_date=projected, status=status, within_window=projected <= end)
+    return Pace(**base, reached_on=None, projected_date=projected, status=status,
+                within_window=start <= projected <= end)
 
 
 def _reached_on(series: tuple[tuple[date, int], ...], target: int) -> date:

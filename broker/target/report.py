@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from broker.store.models import Opportunity, TargetEntry
 from broker.target.config import TargetConfig
 from broker.target.parties import PartyResolver, chunks
-from broker.target.progress import Progress, compute_progress
+from broker.target.progress import Pace, Progress, compute_progress
 from broker.target.stages import OUTCOMES
 from broker.target.values import format_gbp
 
@@ -108,12 +108,20 @@ def _pace_text(p: Progress) -> str:
     pace, target = p.pace, format_gbp(p.config.target_pence)
     window = f"the programme window ({pace.window_start} to {pace.window_end})"
     if pace.status == "reached":
-        return f"The target was reached on {pace.reached_on}."
+        return f"The target was reached on {pace.reached_on}, {where_in_window(pace.reached_on, pace)} {window}."
     if pace.status == "no_progress":
         return f"Nothing has been counted yet in {window}."
-    where = "within" if pace.within_window else "after the end of"
     return (f"At the pace so far ({format_gbp(pace.per_day_pence)} a day since {pace.since}), {target} is "
-            f"reached on {pace.projected_date}, {where} {window}.")
+            f"reached on {pace.projected_date}, {where_in_window(pace.projected_date, pace)} {window}.")
+
+
+def where_in_window(day: date | None, pace: Pace) -> str:
+    """"within", "before the start of" or "after the end of" the programme window, for ``day``."""
+    if day is not None and day < pace.window_start:
+        return "before the start of"
+    if day is not None and day > pace.window_end:
+        return "after the end of"
+    return "within"
 
 
 def _bars(rows: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
@@ -133,7 +141,8 @@ def progress_chart(p: Progress) -> dict[str, Any]:
     first = p.series[0][0] if p.series else p.as_of
     x0, x1 = min(p.config.window_start, first), max(p.config.window_end, p.as_of)
     peak = max([v for _, v in p.series] + [p.config.target_pence])
-    y_max = peak * 11 // 10
+    step = _nice_step(peak)
+    y_max = -(-peak * 21 // 20 // step) * step  # the peak plus a margin, up to a whole tick
 
     def x(d: date) -> float:
         return round(LEFT + (W - LEFT - RIGHT) * (d - x0).days / max((x1 - x0).days, 1), 1)
@@ -154,9 +163,32 @@ def progress_chart(p: Progress) -> dict[str, Any]:
     return {"width": W, "height": H, "left": LEFT, "right": W - RIGHT, "top": TOP, "bottom": H - BOTTOM,
             "path": "".join(path), "target_y": y(p.config.target_pence), "as_of_x": x(p.as_of),
             "now_y": y(p.counted_pence), "projection": projection,
-            "y_ticks": [Tick(y(p.config.target_pence * k // 4), format_gbp(p.config.target_pence * k // 4))
-                        for k in range(5)],
+            "y_ticks": [Tick(y(v), compact_gbp(v)) for v in range(0, y_max + 1, step)],
+            "target_label": f"target {compact_gbp(p.config.target_pence)}",
+            # the target's label goes below its line when the line is at the top of the chart
+            "target_label_y": round(y(p.config.target_pence) + (16 if y(p.config.target_pence) < TOP + 18
+                                                                 else -6), 1),
             "x_ticks": _month_ticks(x0, x1, x)}
+
+
+def _nice_step(peak: int) -> int:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten pence) giving 4-8 ticks up to ``peak``."""
+    power = 100  # £1
+    while True:
+        for m in (1, 2, 5, 10, 20, 25, 50):
+            step = m * power
+            if peak // step <= 6:
+                return step
+        power *= 100
+
+
+def compact_gbp(pence: int) -> str:
+    """Short axis labels: £0, £750, £250k, £1m, £1.5m, £3.12bn (at most two decimals)."""
+    pounds = pence / 100
+    for size, suffix in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
+        if abs(pounds) >= size:
+            return "£" + f"{pounds / size:.2f}".rstrip("0").rstrip(".") + suffix
+    return f"£{pounds:.0f}"
 
 
 def _month_ticks(start: date, end: date, x: Any) -> list[Tick]:
