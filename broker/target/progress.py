@@ -230,8 +230,8 @@ def compute_progress(session: Session, as_of: date, config: TargetConfig | None 
     series = _series(counting, day, config)
     total = sum(c.value.amount_pence for c in counted)
     entries = session.scalar(select(func.count()).select_from(TargetEntry).where(TargetEntry.as_of <= day))
-    counted_ids = {c.id for c in counted}
-    prospects = tuple(_prospect(o, day, config) for o in opps if o.prospect and o.id not in counted_ids)
+    # Listed apart: opportunities that reached parties only as subcontracting prospects.
+    prospects = tuple(_prospect(o, day, config) for o in opps if o.prospect and not o.rungs and not o.outcomes)
     return Progress(as_of=as_of, config=config, counted_pence=total, prospects=prospects,
                     counted=tuple(sorted(counted, key=lambda c: (-c.value.amount_pence, c.id))),
                     by_cluster=_by_cluster(counting, day, config), by_stage=_by_stage(opps, day, config),

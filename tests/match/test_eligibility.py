@@ -7,6 +7,7 @@ directory and private notices (SQLite and PostgreSQL) and check what reaches dig
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -265,3 +266,32 @@ def test_a_prospect_shows_its_reason_in_the_digest(db_url, run, tmp_path) -> Non
     assert "more than twice your largest contract (£30,000)" in why
     small = text[text.index("Domestic abuse outreach caseworkers in Birmingham"):]
     assert "subcontracting prospect" not in small[:small.index("Reference:")]
+
+
+def test_the_shipped_demo_tells_the_truth(db_url, run, tmp_path) -> None:
+    """The real shipped notices, the fictional directory and its outcomes, as `make demo` runs them."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for pattern in ("*.json", "*.csv", "*.jsonl"):
+        for path in sorted((ROOT / "fixtures" / "opportunities").glob(pattern)):
+            (inbox / path.name).write_bytes(path.read_bytes())
+    directory = ROOT / "fixtures" / "directory"
+    assert run("directory", "import", str(directory / "vcses.csv"), "--consortia",
+               str(directory / "consortia.csv")).exit_code == 0
+    config = str(directory / "target.toml")
+    result = run("nightly", "--inbox", str(inbox), "--outbox", str(tmp_path / "outbox"), "--as-of", AS_OF,
+                 "--target-config", config)
+    assert result.exit_code in (0, 4), result.output
+    imported = run("outcome", "import", str(directory / "outcomes.csv"), "--as-of", "2020-06-01", "--config", config)
+    assert imported.exit_code == 0 and "7 recorded" in imported.output and "0 rejected" in imported.output
+    doc = json.loads(run("target", "--as-of", "2020-06-01", "--config", config, "--json").output)
+    assert 0 < doc["counted_pence"] < doc["target_pence"]  # a plausible programme, not the target in a night
+    assert doc["counting_stage"] == "interested" and doc["counted_opportunities"] == 5
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        report = check(s, date.fromisoformat(AS_OF))  # as of the night, at the default counting stage
+        later = check(s, date.fromisoformat("2020-06-01"))
+    engine.dispose()
+    for r in (report, later):
+        assert r["ok"] and r["beyond_capacity"] == [] and r["framework_ceilings_counted"] == [], r
+        assert r["digest_items"] > 0 and r["digest_items_published_after"] == []
