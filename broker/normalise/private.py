@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from broker.errors import InputError
-from broker.normalise import cpv, dates, geography, money, procurement
+from broker.normalise import cpv, dates, geography, money, places, procurement
 from broker.normalise.keys import title_key
 from broker.normalise.record import OpportunityRecord, build_record, canonical_hash
 from broker.normalise.text import clean_text, match_key, one_line, split_list
@@ -92,6 +92,7 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
     _check_email(fields.get("contact_email") or "")
     description = clean_text(fields.get("description"))
     kind = procurement.procurement_kind(title, "", description)
+    location = places.sharpen(location, title=title, buyer=buyer, description=description)
     return build_record(
         id=f"private:{safe_id}",
         source=SOURCE,

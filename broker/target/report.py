@@ -65,11 +65,28 @@ def report_context(session: Session, progress: Progress) -> dict[str, Any]:
                      "basis": BASIS_LABELS.get(o.value.basis, o.value.basis),
                      "clusters": ", ".join(x or "(no cluster)" for x in o.clusters), "stage": o.furthest}
                     for o in top],
+        **_apart(session, p),
         "outcomes": _recent_outcomes(session, p.as_of),
         "config": _config_rows(c),
         "config_sha256": c.sha256(),
         "ledger_entries": p.ledger_entries,
     }
+
+
+_WHY_APART = {"framework": "framework agreement or DPS: £0 until a call-off",
+              "subcontracting": "subcontracting prospect: beyond what the party could take on alone"}
+
+
+def _apart(session: Session, p: Progress) -> dict[str, Any]:
+    """Frameworks/DPSs and subcontracting prospects, largest published value first (at most ten shown)."""
+    listed = sorted([*p.with_basis("framework"), *p.prospects],
+                    key=lambda o: (-(o.value.published_pence or 0), o.id))
+    shown = listed[:TOP_OPPORTUNITIES]
+    details = _opportunities(session, [o.id for o in shown])
+    return {"apart": [{"title": details.get(o.id, (o.id, ""))[0], "buyer": details.get(o.id, ("", ""))[1],
+                       "id": o.id, "why": _WHY_APART[o.value.basis],
+                       "published": format_gbp(o.value.published_pence)} for o in shown],
+            "apart_more": len(listed) - len(shown)}
 
 
 def _config_rows(config: TargetConfig) -> list[tuple[str, str]]:

@@ -295,3 +295,25 @@ def test_the_shipped_demo_tells_the_truth(db_url, run, tmp_path) -> None:
     for r in (report, later):
         assert r["ok"] and r["beyond_capacity"] == [] and r["framework_ceilings_counted"] == [], r
         assert r["digest_items"] > 0 and r["digest_items_published_after"] == []
+
+
+def test_real_dreadnought_notice_is_a_prospect_for_a_small_national_cic() -> None:
+    """The real £100m MoD contract against a CIC whose largest contract is £30,000 (its own capacity case)."""
+    from broker.match.features import pair_features
+    from broker.match.rulefiles import load_rules
+    from broker.match.rules import RuleEngine
+
+    rec = next(i.record for i in read_cf_csv(str(REAL_ROWS))
+               if i.kind == "record" and i.record.title.startswith("Dreadnought"))
+    opp = OpportunityView(id=rec.id, title=rec.title, description=rec.description, buyer_name=rec.buyer_name,
+                          cpv_codes=tuple(rec.cpv_codes), value_min_pence=rec.value_min_pence,
+                          value_max_pence=rec.value_max_pence, deadline_at=rec.deadline_at,
+                          local_authority=rec.local_authority, region=rec.region, nationwide=rec.nationwide)
+    cic = PartyView(id="cic", capabilities="Crew training and simulation for naval engineers",
+                    service_areas=("National",), max_contract_value_pence=3_000_000)
+    fact = pair_features(opp, cic, as_of=date(2020, 4, 16))
+    assert fact["value_over_max_pct"] > 200
+    with RuleEngine(load_rules(ROOT / "rules")) as engine:
+        (result,) = engine.evaluate("pair", [{**fact, "id": "p1"}])
+    fired = {f.rule_id for f in result.firings}
+    assert "value-beyond-capacity" in fired and result.needs_consortium and not result.rejected

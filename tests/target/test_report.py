@@ -167,3 +167,13 @@ def test_report_chart_reads_right_below_near_and_far_above_the_target(scenario, 
                          f"--screenshot={shot}")
     assert console == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_lists_frameworks_apart_until_their_call_off(scenario):
+    before, _ = render_report(scenario, D("2025-07-01"), DEFAULT_CONFIG)
+    apart = before[before.index('<section id="not-counted">'):]
+    apart = apart[:apart.index("</section>")]
+    assert "Social care framework" in apart and "£3,600,000,000" in apart and "until a call-off" in apart
+    after, _ = render_report(scenario, D("2025-09-30"), DEFAULT_CONFIG)  # the £80,000 call-off is recorded
+    apart = after[after.index('<section id="not-counted">'):]
+    assert "Social care framework" not in apart[:apart.index("</section>")]
