@@ -5,6 +5,9 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 DEMO_DB ?= demo/broker.db
 DEMO_AS_OF ?= 2020-04-16
+# Outcomes (fixtures/directory/outcomes.csv) arrive over the following weeks; progress is shown after them.
+DEMO_REPORT_AS_OF ?= 2020-06-01
+DEMO_TARGET ?= fixtures/directory/target.toml
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench clean venv
@@ -24,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) directory import fixtures/directory/vcses.csv --consortia fixtures/directory/consortia.csv
 	@echo "--- the nightly job on the shipped fixtures (business date $(DEMO_AS_OF)) ---"
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) nightly --inbox demo/inbox --outbox demo/outbox --as-of $(DEMO_AS_OF) \
+	  --target-config $(DEMO_TARGET) \
 	  || test $$? -eq 4
 	@echo "--- what was loaded ---"
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) opportunities list --open-on $(DEMO_AS_OF) --limit 8
@@ -33,8 +37,13 @@ demo: $(STAMP)
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) digest show --outbox demo/outbox --text \
 	  "$$($(BIN)/broker --db sqlite:///$(DEMO_DB) digest build --as-of $(DEMO_AS_OF) --outbox demo/outbox --json \
 	     | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["digests"][0]["id"])')"
-	@echo "--- progress toward the £1m target (report: demo/outbox/report.html) ---"
-	$(BIN)/broker --db sqlite:///$(DEMO_DB) target --as-of $(DEMO_AS_OF)
+	@echo "--- outcomes the officer recorded over the next weeks (fixtures/directory/outcomes.csv) ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) outcome import fixtures/directory/outcomes.csv --as-of $(DEMO_REPORT_AS_OF) \
+	  --config $(DEMO_TARGET)
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) report --html demo/outbox/report.html --as-of $(DEMO_REPORT_AS_OF) \
+	  --config $(DEMO_TARGET)
+	@echo "--- progress toward the £1m target on $(DEMO_REPORT_AS_OF) (report: demo/outbox/report.html) ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) target --as-of $(DEMO_REPORT_AS_OF) --config $(DEMO_TARGET)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

@@ -78,10 +78,11 @@ def test_same_night_twice_gives_one_set_of_digests_and_new_files_add_only_new_ma
     second = nightly(db_url, inbox, outbox)
     assert second.returncode == 0, second.stderr
     assert state(db_url, outbox) == once
-    # A new file the next night: only its matches are new, earlier digests are untouched.
+    # A new file on a later night (after its notices were published, 2026-01-05 to 2026-02-02): only its
+    # matches are new, earlier digests are untouched.
     (inbox / "private.csv").write_bytes((FIXTURES / "opportunities" / "private_anchor_opportunities.csv").read_bytes())
     third = subprocess.run([sys.executable, "-m", "broker", "--db", db_url, "nightly", "--inbox", str(inbox),
-                            "--outbox", str(outbox), "--as-of", "2025-12-01", "--rules", str(ROOT / "rules")],
+                            "--outbox", str(outbox), "--as-of", "2026-02-03", "--rules", str(ROOT / "rules")],
                            capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert third.returncode == 0, third.stderr
     after = state(db_url, outbox)

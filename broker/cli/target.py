@@ -16,7 +16,7 @@ from broker.target.config import load_config
 from broker.target.ledger import reconcile_values, record_outcome
 from broker.target.outcomes import import_outcomes
 from broker.target.progress import Progress, compute_progress, progress_json
-from broker.target.report import render_report
+from broker.target.report import render_report, where_in_window
 from broker.target.stages import STAGES
 from broker.target.values import format_gbp
 
@@ -83,6 +83,10 @@ def _print_progress(p: Progress) -> None:
     published = f" (published {format_gbp(frameworks['published_pence'])} not counted)" if frameworks["count"] else ""
     click.echo(f"  value unknown: {doc['value_unknown']['count']} (count £0); frameworks excluded: "
                f"{frameworks['count']}{published}; cancelled: {doc['cancelled']['count']}")
+    prospects = doc["subcontracting_prospects"]
+    if prospects["count"]:
+        click.echo(f"  subcontracting prospects (beyond what the party can take on alone): {prospects['count']} "
+                   f"(headline {format_gbp(prospects['published_pence'])} not counted)")
     click.echo("By cluster (an opportunity sent to several clusters shows in each; the total counts it once)")
     for row in p.by_cluster:
         click.echo(f"  {(row.key or '(no cluster)')[:32]:32} {row.opportunities:6}  {format_gbp(row.value_pence):>16}")
@@ -100,12 +104,11 @@ def _pace_line(p: Progress) -> str:
     pace, target = p.pace, format_gbp(p.config.target_pence)
     window = f"the window {pace.window_start} to {pace.window_end}"
     if pace.status == "reached":
-        return f"Pace: target reached on {pace.reached_on}."
+        return f"Pace: target reached on {pace.reached_on}, {where_in_window(pace.reached_on, pace)} {window}."
     if pace.status == "no_progress":
         return f"Pace: nothing counted yet in {window}."
-    where = "within" if pace.within_window else "after the end of"
     return (f"Pace: {format_gbp(pace.per_day_pence)} a day since {pace.since}; at this pace {target} is "
-            f"reached on {pace.projected_date}, {where} {window}.")
+            f"reached on {pace.projected_date}, {where_in_window(pace.projected_date, pace)} {window}.")
 
 
 @click.command("report")

@@ -38,6 +38,7 @@ from broker.digest.formatting import (
 from broker.digest.safe_names import reference_code
 from broker.digest.selection import Candidate
 from broker.errors import ConfigError
+from broker.match.vocabulary import SUBCONTRACTING_FLAG
 from broker.store.models import Vcse
 from broker.web.tokens import LinkSettings
 
@@ -102,6 +103,8 @@ def item_payload(cand: Candidate, position: int, as_of: date, via: Via | None,
         "days_left": left,
         "location": format_location(opp.local_authority, opp.region, opp.postcode, opp.nationwide),
         "reasons": [header_text(r, 300) for r in list(match.reasons or [])[: settings.top_reasons]],
+        # Too big for the party alone (the capacity rules): shown as a subcontracting prospect.
+        "prospect": SUBCONTRACTING_FLAG in (match.flags or ()),
         "summary": excerpt(opp.description, settings.summary_chars),
         "link": safe_link(opp.url),
         "via": None if via is None else

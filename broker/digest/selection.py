@@ -2,14 +2,14 @@
 
 Policies (BRIEF, Policies / Digests and Deadlines; issue 6):
 
-* only active matches whose opportunity is still open, with a deadline at least ``min_days`` UK days
+* only active matches whose opportunity was published on or before ``as_of`` and is still open, with a deadline at least ``min_days`` UK days
   after ``as_of`` (or no deadline given); past deadlines never;
 * only recipients who opted in (a preference overrides the directory);
 * only opportunities never included in an earlier digest to the same recipient (the unique
   ``digest_items(recipient_id, opportunity_id)`` makes this structural);
 * never an opportunity the party (or the recipient) marked not relevant;
-* one item per opportunity per recipient (a lead may match as itself and as a consortium's lead: the
-  better-scoring match wins);
+* one item per opportunity per recipient (a lead may match as itself and as a consortium's lead: a
+  match the party can take on beats a subcontracting prospect, then the better score wins);
 * the recipient's minimum score, then best first (score desc, deadline asc, opportunity id), capped.
 
 A consortium's match (standing or suggested) goes to its ``lead_id``, the lead VCSE.
@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 
 from broker.digest.formatting import deadline_cutoff
 from broker.match.queries import rank_key
+from broker.match.service import published_by
+from broker.match.vocabulary import SUBCONTRACTING_FLAG
 from broker.store.models import Digest, DigestFeedback, DigestItem, DigestPreference, Match, Opportunity, Vcse
 
 SENDABLE_STATUSES = ("open",)
@@ -71,6 +73,7 @@ def candidates(session: Session, *, as_of: date, min_days: int) -> dict[str, lis
             # a lead missing from the directory is kept so that it is reported.
             or_(Vcse.id.is_(None), func.coalesce(DigestPreference.opt_in, Vcse.digest_opt_in) == true()),
             Opportunity.status.in_(SENDABLE_STATUSES),
+            published_by(as_of),  # a digest as of D holds only notices public on D
             or_(Opportunity.deadline_at.is_(None), Opportunity.deadline_at >= deadline_cutoff(as_of, min_days)),
             ~exists().where(and_(DigestItem.recipient_id == recipient,
                                  DigestItem.opportunity_id == Match.opportunity_id)),
@@ -95,10 +98,13 @@ def candidates(session: Session, *, as_of: date, min_days: int) -> dict[str, lis
 
 
 def _better(a: Candidate, b: Candidate) -> bool:
-    """Of two matches of one opportunity for one recipient, the higher score; then own over consortium."""
-    ka = (-a.match.score, _TYPE_ORDER[a.match.party_type], a.match.party_id)
-    kb = (-b.match.score, _TYPE_ORDER[b.match.party_type], b.match.party_id)
-    return ka < kb
+    """Of two matches of one opportunity for one recipient: one the party can take on over a
+    subcontracting prospect (a lead sees the consortium's bid, not its own too-big match), then the
+    higher score, then own over consortium."""
+    def key(c: Candidate) -> tuple[bool, int, int, str]:
+        prospect = SUBCONTRACTING_FLAG in (c.match.flags or ())
+        return (prospect, -c.match.score, _TYPE_ORDER[c.match.party_type], c.match.party_id)
+    return key(a) < key(b)
 
 
 def choose(cands: list[Candidate], *, cap: int, min_score: int) -> list[Candidate]:

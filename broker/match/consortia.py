@@ -53,12 +53,19 @@ def needs_grouping(opp: OpportunityView, members: Sequence[Member], params: Cons
     if len(eligible) < params.min_members:
         return False
     wanted = set(aspects(opp))
+    ceiling = _is_ceiling(opp)
     for m in eligible:
-        fits_value = m.value_fit in ("within", "unknown")
+        fits_value = ceiling or m.value_fit in ("within", "unknown")
         covers = not wanted or len(wanted & _terms(m.view)) >= max(1, len(wanted) * 2 // 3)
         if fits_value and covers:
             return False
     return True
+
+
+def _is_ceiling(opp: OpportunityView) -> bool:
+    """A framework's or DPS's value is a ceiling over many future call-offs, not a contract any member
+    must carry: capacity is judged on the call-offs, so it never calls for a grouping."""
+    return opp.is_framework or opp.is_dps
 
 
 def suggest(opp: OpportunityView, members: Sequence[Member], params: ConsortiumParams) -> list[Suggestion]:
@@ -68,7 +75,7 @@ def suggest(opp: OpportunityView, members: Sequence[Member], params: ConsortiumP
     pool = sorted((m for m in members if m.capability_score >= params.member_min_capability),
                   key=lambda m: (-m.capability_score, m.view.id))
     wanted = aspects(opp)
-    value = opportunity_value_pence(opp)
+    value = None if _is_ceiling(opp) else opportunity_value_pence(opp)
     out: list[Suggestion] = []
     seen: set[tuple[str, ...]] = set()
     for lead in pool:

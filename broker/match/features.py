@@ -309,6 +309,7 @@ def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels) -> dict[str, Any]:
         "value_to_capacity_pct": pct,
         "value_fit": fit.value_fit(o.view, p.view, levels.value_stretch_pct, pct),
         "location_fit": fit.location_fit_keys(o.place, p.place),
+        **fit.eligibility_pair_facts(o.view, p.view),
     }
 
 
@@ -344,6 +345,7 @@ def opportunity_fact(opp: OpportunityView, as_of: date) -> dict[str, Any]:
         "reserved_for_vcse": opp.reserved_for_vcse,
         "notice_type": opp.notice_type or "",
         "source": opp.source,
+        "remote_delivery": fit.remote_delivery(opp),
     }
 
 
@@ -360,6 +362,7 @@ def party_fact(party: PartyView) -> dict[str, Any]:
         "employees": max(0, party.employees or 0),
         "member_count": len(party.member_ids) if party.member_ids else 1,
         "party_cluster": party.cluster or "",
+        "serves_national": fit.serves_national(party),
     }
 
 

@@ -7,9 +7,11 @@ that blocking and the ``location_fit`` fact can never disagree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Any
 
 from broker.match.model import OpportunityView, PartyView
 from broker.normalise.cpv import canonical_code, catalogue, significant_digits
@@ -124,6 +126,52 @@ def value_fit(opp: OpportunityView, party: PartyView, stretch_pct: int, pct: int
     if pct <= 100:
         return "within"
     return "stretch" if pct <= stretch_pct else "beyond"
+
+
+def _pct_up(value: int, base: int) -> int:
+    """``value`` as a percentage of ``base``, rounded up: ``gt: 200`` then means exactly "more than twice"."""
+    return -(-value * 100 // base)
+
+
+def value_over_max_pct(opp: OpportunityView, party: PartyView) -> int:
+    """The opportunity's value (its lower bound) as a percentage of the party's largest contract, rounded
+    up; -1 when either is unknown."""
+    value, capacity = opportunity_value_pence(opp), party.max_contract_value_pence
+    return -1 if value is None or not capacity or capacity <= 0 else _pct_up(value, capacity)
+
+
+def value_over_turnover_pct(opp: OpportunityView, party: PartyView) -> int:
+    """The opportunity's value as a percentage of the party's annual turnover, rounded up; -1 when unknown."""
+    value, turnover = opportunity_value_pence(opp), party.annual_turnover_pence
+    return -1 if value is None or not turnover or turnover <= 0 else _pct_up(value, turnover)
+
+
+def eligibility_pair_facts(opp: OpportunityView, party: PartyView) -> dict[str, Any]:
+    """The pair facts the eligibility rules read besides the relevance features."""
+    return {"value_over_max_pct": value_over_max_pct(opp, party),
+            "value_over_turnover_pct": value_over_turnover_pct(opp, party)}
+
+
+# Work the notice says can be done from anywhere: delivered online, by telephone, virtually. "Online"
+# alone is not enough: nearly every notice asks for tenders to be submitted online.
+_REMOTE = re.compile(
+    r"\b(?:deliver(?:ed|y|ing)?|provid(?:ed|e|ing)|work(?:ing)?|carried\s+out|undertaken|conducted|run|"
+    r"accessed|available)\s+(?:[\w-]+\s+){0,3}?(?:remotely|online|virtually|by\s+(?:tele)?phone|"
+    r"over\s+the\s+(?:tele)?phone|from\s+any\s+location|from\s+home)\b|"
+    r"\b(?:remote|online|virtual|telephone|digital)(?:ly)?[\s-]+(?:deliver(?:y|ed)|service|support|sessions?|"
+    r"training|counsell?ing|advice|helpline|course|learning|befriending)s?\b|"
+    r"\bhelplines?\b|\bweb[\s-]?chat\b|\bhome[\s-]based\s+(?:work|role)s?\b",
+    re.IGNORECASE)
+
+
+def remote_delivery(opp: OpportunityView) -> bool:
+    """Whether the notice's title or description says the work can be delivered remotely."""
+    return bool(_REMOTE.search(opp.title) or _REMOTE.search(opp.description))
+
+
+def serves_national(party: PartyView) -> bool:
+    """The party's service areas include ``National``."""
+    return any(match_key(a) == NATIONAL for a in party.service_areas)
 
 
 def opportunity_place_names(opp: OpportunityView) -> tuple[str, ...]:

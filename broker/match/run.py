@@ -32,7 +32,8 @@ from broker.match.rules import FactResult, RuleEngine
 from broker.match.vocabulary import field_map
 
 PAIR_ONLY_FIELDS = ("capability_score", "capability_level", "keyword_hits", "exclude_hits", "cpv_overlap",
-                    "value_to_capacity_pct", "value_fit", "location_fit")
+                    "value_to_capacity_pct", "value_fit", "location_fit", "value_over_max_pct",
+                    "value_over_turnover_pct")
 Sink = Callable[[list[dict[str, Any]]], None]
 
 

@@ -31,7 +31,7 @@ from broker.match.params import MatchParams
 from broker.match.rulefiles import RuleSet, load_rules
 from broker.match.run import RunOutcome, RunScope, evaluate_run
 from broker.match.views import consortium_view, opportunity_view, vcse_view, view_hash, view_json
-from broker.match.vocabulary import DATED_FIELDS
+from broker.match.vocabulary import DATED_FIELDS, SUBCONTRACTING_FLAG
 from broker.normalise.dates import LONDON
 from broker.normalise.record import canonical_hash
 from broker.paths import DATA_DIR
@@ -117,13 +117,31 @@ def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: Path |
 
 # --- inputs and scope -------------------------------------------------------------------------------
 
+def business_day_bounds(as_of: date) -> tuple[datetime, datetime]:
+    """The UK business day ``as_of`` as [start, next day's start) in UTC."""
+    start = datetime.combine(as_of, time(0), tzinfo=LONDON)
+    end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=LONDON)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def published_by(as_of: date) -> Any:
+    """SQL condition: the notice was published on or before the UK day ``as_of`` (or gives no date).
+
+    A run, a digest or a report as of D sees only what was public on D: a notice published later does
+    not exist yet for that business date, however long its deadline.
+    """
+    _, next_day = business_day_bounds(as_of)
+    return Opportunity.published_at.is_(None) | (Opportunity.published_at < next_day)
+
+
 def load_inputs(session: Session, as_of: date) -> Inputs:
-    """Live opportunities (open or planned, deadline not before ``as_of``) and every party."""
-    day_start = datetime.combine(as_of, time(0), tzinfo=LONDON).astimezone(UTC)
+    """Live opportunities on ``as_of`` (open or planned, published by then, deadline not before it) and
+    every party."""
+    day_start, _ = business_day_bounds(as_of)
     # Plain rows, not ORM objects (the views read their columns by name): a national directory is 20,000
     # VCSEs and 10,000 live notices, read every night.
     rows = session.execute(select(Opportunity.__table__).where(
-        Opportunity.status.in_(LIVE_STATUSES),
+        Opportunity.status.in_(LIVE_STATUSES), published_by(as_of),
         (Opportunity.deadline_at.is_(None)) | (Opportunity.deadline_at >= day_start)).order_by(Opportunity.id))
     opportunities = [opportunity_view(r) for r in rows]  # type: ignore[arg-type]
     vcses = {v.id: vcse_view(v) for v in session.execute(select(Vcse.__table__).order_by(Vcse.id))}  # type: ignore[arg-type]
@@ -330,8 +348,14 @@ def _update_matches(session: Session, run_id: str, matched: dict[tuple[str, str]
         if opp_id not in live or opp_id in gone_opps or reconsidered or left:
             withdraw.append({"b_id": row.id, "status": "withdrawn", "last_run_id": run_id})
     inserts, refreshes = [], []
+    # A standing consortium's match goes to its lead's digest: the decision names members and lead only
+    # for suggested groupings, so the directory's lead and members are filled in here.
+    consortia = _consortium_members(session) if any(v["party_type"] == "consortium" for v in matched.values()) \
+        else {}
     for key in sorted(matched):
         values = {**matched[key], "status": "active", "last_run_id": run_id}
+        if values["party_type"] == "consortium" and key[1] in consortia and not values.get("lead_id"):
+            values["lead_id"], values["members"] = consortia[key[1]]
         row = rows.get(key)
         if row is None:
             inserts.append({"opportunity_id": key[0], "party_id": key[1], "first_run_id": run_id, **values})
@@ -346,6 +370,15 @@ def _update_matches(session: Session, run_id: str, matched: dict[tuple[str, str]
                 {k: bindparam(k) for k in changes[0] if k != "b_id"})
             for start in range(0, len(changes), 5000):
                 session.execute(stmt, changes[start:start + 5000])
+
+
+def _consortium_members(session: Session) -> dict[str, tuple[str, list[str]]]:
+    """Standing consortium id -> (lead id, member ids in their order)."""
+    members: dict[str, list[str]] = {}
+    for m in session.scalars(select(ConsortiumMember).order_by(ConsortiumMember.consortium_id,
+                                                                ConsortiumMember.position)):
+        members.setdefault(m.consortium_id, []).append(m.vcse_id)
+    return {c.id: (c.lead_id, members.get(c.id, [])) for c in session.scalars(select(Consortium))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,18 +415,23 @@ def _rows_that_may_change(session: Session, scope: RunScope, matched: dict[tuple
 def _match_values(d: dict[str, Any]) -> dict[str, Any]:
     detail = d["detail"]
     members = detail.get("members", [])
+    flags = {f["flag"] for f in d["firings"] if f["flag"]}
+    if any(f["effect"] == "needs_consortium" for f in d["firings"]):
+        flags.add(SUBCONTRACTING_FLAG)
     return {"party_type": d["party_type"], "score": d["score"], "levels": detail.get("levels", {}),
-            "reasons": top_reasons(d), "flags": sorted({f["flag"] for f in d["firings"] if f["flag"]}),
+            "reasons": top_reasons(d), "flags": sorted(flags),
             "members": members, "lead_id": detail.get("lead") if members else None}
 
 
 def top_reasons(decision: dict[str, Any], limit: int = 5) -> list[str]:
-    """The reasons a match is shown with: its highest-scoring rules first, then suggestions and flags."""
+    """The reasons a match is shown with: why it is only a subcontracting prospect first (a VCSE must
+    read that before anything else), then its highest-scoring rules, then suggestions and flags."""
     scored = sorted((f for f in decision["firings"] if f["effect"] == "score" and f["points"] > 0),
                     key=lambda f: -f["points"])
-    reasons = [f["reason"] for f in scored]
+    reasons = [f["reason"] for f in decision["firings"] if f["effect"] == "needs_consortium"]
+    reasons += [f["reason"] for f in scored]
     reasons += list(decision["detail"].get("suggestion", []))
-    reasons += [f["reason"] for f in decision["firings"] if f["effect"] in ("flag", "needs_consortium")]
+    reasons += [f["reason"] for f in decision["firings"] if f["effect"] == "flag"]
     out: list[str] = []
     for r in reasons:
         if r and r not in out:

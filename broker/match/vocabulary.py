@@ -15,6 +15,10 @@ FACT_KINDS = ("opportunity", "party", "pair")
 # Fields whose value changes with the run's business date alone (an incremental run re-checks matches
 # when a rule reads one: broker.match.service.pairs_change_with_the_date).
 DATED_FIELDS = ("days_to_deadline",)
+# The flag a match carries when a ``needs_consortium`` rule fired for it: the party cannot take the work on
+# alone, so the match is a subcontracting prospect, shown with that reason and never counted toward the
+# target at the notice's headline value.
+SUBCONTRACTING_FLAG = "subcontracting-prospect"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ _OPPORTUNITY = (
           "organisations"),
     Field("notice_type", str, "Notice type (UK1-UK17, a CF notice type or an OCDS tag), \"\" when none"),
     Field("source", str, "Where the notice came from (contracts_finder, find_a_tender, private, ...)"),
+    Field("remote_delivery", bool, "The title or description says the work can be delivered remotely "
+          "(online, by telephone, virtually)"),
 )
 
 _PARTY = (
@@ -58,6 +64,7 @@ _PARTY = (
     Field("employees", int, "Employees (0 unknown)"),
     Field("member_count", int, "Members of a consortium (1 for a single VCSE)"),
     Field("party_cluster", str, "The party's cluster, \"\" when none"),
+    Field("serves_national", bool, "The party's service areas include National"),
 )
 
 _PAIR_ONLY = (
@@ -74,6 +81,11 @@ _PAIR_ONLY = (
           ("within", "stretch", "beyond", "below_minimum", "unknown")),
     Field("location_fit", str, "Where the work is relative to the party's service areas",
           ("local", "cluster", "region", "national", "outside")),
+    Field("value_over_max_pct", int, "Opportunity value (its lower bound) as a percentage of the party's "
+          "maximum contract value, rounded up (so `gt: 200` is exactly \"more than twice\"); -1 when either "
+          "is unknown"),
+    Field("value_over_turnover_pct", int, "Opportunity value as a percentage of the party's annual "
+          "turnover, rounded up; -1 when either is unknown"),
 )
 
 VOCABULARY: dict[str, tuple[Field, ...]] = {

@@ -18,7 +18,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from broker.errors import InputError
-from broker.normalise import cpv, dates, geography, money
+from broker.normalise import cpv, dates, geography, money, places, procurement
 from broker.normalise.keys import reference_key, title_key
 from broker.normalise.record import (
     OpportunityRecord,
@@ -37,13 +37,6 @@ _CANCELLED_STATUSES = frozenset({"cancelled", "withdrawn"})
 _ANY_REGION = "any region"
 _CF_NOTICE_URL = re.compile(r"^https?://(www\.)?contractsfinder\.service\.gov\.uk/Notice/", re.IGNORECASE)
 _HTTP_URL = re.compile(r"https?://[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
-_FRAMEWORK_AGREEMENT = re.compile(r"\bframework\s+agreements?\b", re.IGNORECASE)
-_FRAMEWORK_WORD = re.compile(r"\bframework\b", re.IGNORECASE)
-# A call-off or mini-competition under a framework is a real contract whose value is brokerage
-# (BRIEF, Value basis): it must not be mistaken for the framework itself.
-_CALL_OFF = re.compile(r"call[\s-]*off|mini[\s-]*competition|further\s+competition", re.IGNORECASE)
-_DPS = re.compile(r"\bdynamic\s+purchasing\s+system\b", re.IGNORECASE)
-_DPS_ACRONYM = re.compile(r"\bDPS\b")
 _CPV_SEPARATORS = re.compile(r"\s+")  # "79600000 85000000 98513100 " (§2.2)
 
 # Contracts Finder makes buyers enter a value; £1 is what they type when they have none (22 of the 1,000
@@ -89,7 +82,8 @@ def record_from_row(row: Mapping[str, str]) -> OpportunityRecord:
         row.get("Closing Date", ""), clock=row.get("Closing Time"), end_of_day=True))
     value_min, value_max = _values(row)
     cpv_known, cpv_unknown = cpv.catalogue().split(split_list(row.get("Cpv Codes") or "", _CPV_SEPARATORS))
-    location = _location(row)
+    location = places.sharpen(_location(row), title=title, buyer=org, description=description)
+    kind = _kind(row, title, description, notice_type)
     cluster = location.cluster or geography.cluster_for(location.local_authority, location.postcode)
     return build_record(
         id=cf_record_id(org, ref),
@@ -119,8 +113,8 @@ def record_from_row(row: Mapping[str, str]) -> OpportunityRecord:
         nationwide=location.nationwide,
         sme_suitable=_yes_no(row, "Suitable for SME"),
         vcse_suitable=_yes_no(row, "Suitable for VCO"),
-        is_framework=_is_framework(row, title, description, notice_type),
-        is_dps=_is_dps(row, title, description),
+        is_framework=kind.framework,
+        is_dps=kind.dps,
         url=_url(row.get("Links")),
         match_keys=tuple(k for k in (reference_key(org, ref), title_key(org, title, deadline)) if k),
     )
@@ -208,27 +202,13 @@ def _yes_no(row: Mapping[str, str], column: str) -> bool | None:
     raise InputError(f"expected Yes or No, got {text[:20]!r}", field=column)
 
 
-def _is_framework(row: Mapping[str, str], title: str, description: str, notice_type: str | None) -> bool:
-    """Framework agreements count £0 toward the target until a call-off (BRIEF, Value basis).
+def _kind(row: Mapping[str, str], title: str, description: str, notice_type: str | None) -> procurement.Kind:
+    """Framework, DPS or call-off (frameworks and DPSs count £0 toward the target until a call-off).
 
-    Evidence, strongest first: CF's own OJEU procedure/contract type or notice type naming a framework
-    (``CallOffFromFrameworkAgreement`` is a call-off, so not a framework); "framework agreement" in the
-    text; "framework" as a word in the title. A title or procedure that says call-off wins.
+    CF's own OJEU procedure/contract type and notice type are read with the title and description
+    (``CallOffFromFrameworkAgreement`` is a call-off; "Other DPS" a dynamic purchasing system).
     """
-    coded = f"{_procedure(row)} {notice_type or ''}"
-    if _CALL_OFF.search(coded) or _CALL_OFF.search(title):
-        return False
-    if "framework" in coded.lower():
-        return True
-    return bool(_FRAMEWORK_AGREEMENT.search(f"{title}\n{description}") or _FRAMEWORK_WORD.search(title))
-
-
-def _is_dps(row: Mapping[str, str], title: str, description: str) -> bool:
-    """A dynamic purchasing system (counted like a framework), unless CF codes the notice as a call-off
-    from one (``CallOffFromDynamicPurchasingSystem``, a real contract with its own value)."""
-    if _CALL_OFF.search(_procedure(row)):
-        return False
-    return bool(_DPS.search(f"{title}\n{description}") or _DPS_ACRONYM.search(title))
+    return procurement.procurement_kind(title, f"{_procedure(row)} {notice_type or ''}", description)
 
 
 def _procedure(row: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from broker.errors import InputError
 from broker.normalise import ocds_fields as f
+from broker.normalise import places
 from broker.normalise.compile import COMPILED_FROM, notice_types
 from broker.normalise.dates import parse_datetime
 from broker.normalise.keys import fit_key, reference_key, title_key
@@ -144,7 +145,9 @@ def _record(p: _Process, lot_id: str | None, lot: dict[str, Any] | None) -> Oppo
     is_framework, is_dps = f.framework_flags(p.tender, lot, p.notices)
     known, unknown = f.cpv_codes(p.tender, lot_id)
     start, end = _contract_period(first, second)
-    loc = f.location(p.tender, lot if split else None, lot_id, p.buyer_address)
+    loc = places.sharpen(f.location(p.tender, lot if split else None, lot_id, p.buyer_address), title=title,
+                         buyer=p.buyer_name, description=(one_line(lot.get("description")) if split else "")
+                         or p.description)
     documents = _documents(p.compiled, lot)
     return OpportunityRecord(
         id=fit_key(f"{p.ocid}/lot/{lot_id}" if split else p.ocid),

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from broker.errors import InputError
-from broker.normalise import money
+from broker.normalise import money, procurement
 from broker.normalise.cpv import catalogue
 from broker.normalise.geography import Location, cluster_for, resolve_location
 from broker.normalise.text import one_line
@@ -38,15 +38,6 @@ PSEUDO_COUNTRIES = frozenset({"united kingdom", "uk", "great britain", "rest of 
                               "channel islands", "isle of man", "british oversea territories",
                               "british overseas territories", "anywhere", "any region", "nationwide"})
 _NUTS = re.compile(r"^(?:UK|TL)[A-N0-9]{0,3}$|^UKZ{1,3}$", re.IGNORECASE)
-# Procedure text naming a framework or DPS being *set up*; a call-off *from* one is a real contract.
-_FRAMEWORK_TEXT = re.compile(r"framework", re.IGNORECASE)
-# Titles: "Framework Agreement for …", "Framework of …", "… Framework", "… Framework 2020-2023 (SDF)".
-_FRAMEWORK_TITLE = re.compile(
-    r"framework\s+(?:agreement|contract)|^(?:[^:]{0,40}:\s*)?framework\s+(?:for|of)\b|"
-    r"\bframework(?:\s+20\d\d(?:\s*[-–/]\s*(?:20)?\d\d)?)?\s*(?:\([^)]*\)?)?\s*$", re.IGNORECASE)
-_DPS = re.compile(r"dynamic purchasing|\bdps\b|dynamic market", re.IGNORECASE)
-_CALL_OFF = re.compile(r"call[- ]?off|further competition|mini[- ]?competition|direct award|"
-                       r"\bfrom (?:a|an|the) (?:framework|dynamic)", re.IGNORECASE)
 # Which notice document gives the opportunity's URL, best first (OCDS documentType codelist + UK).
 URL_DOCUMENT_TYPES = ("tenderNotice", "contractNotice", "plannedProcurementNotice", "marketEngagementNotice",
                       "awardNotice", "contractAwardNotice")
@@ -254,13 +245,16 @@ def reserved_participation(tender: dict[str, Any], lot: dict[str, Any] | None) -
 
 
 def framework_flags(tender: dict[str, Any], lot: dict[str, Any] | None, notices: list[str]) -> tuple[bool, bool]:
-    """(is_framework, is_dps) from techniques, the title and procedure text, and UK13–UK16 notices.
+    """(is_framework, is_dps) from techniques, the title, procedure text and description, and UK13–UK16.
 
     Frameworks and DPSs count £0 toward the target until a call-off is recorded (BRIEF, value basis),
     so a call-off *from* one ("Call-off from a framework agreement") is neither.
     """
-    is_framework, is_dps = text_framework_flags(one_line(tender.get("title")),
-                                                text(tender.get("procurementMethodDetails")))
+    description = "\n".join(one_line(h.get("description")) for h in (tender, obj(lot)) if h)
+    kind = text_kind(one_line(tender.get("title")), text(tender.get("procurementMethodDetails")), description)
+    is_framework, is_dps = kind.framework, kind.dps
+    if kind.call_off:
+        return False, False
     for holder in (tender, obj(lot)):
         techniques = obj(holder.get("techniques"))
         has_framework = flag(techniques.get("hasFrameworkAgreement"))
@@ -273,17 +267,9 @@ def framework_flags(tender: dict[str, Any], lot: dict[str, Any] | None, notices:
     return is_framework, is_dps
 
 
-def text_framework_flags(title: str, procedure: str) -> tuple[bool, bool]:
-    """(is_framework, is_dps) from a notice's title and procedure text (any source, CSV included).
-
-    Contracts Finder rarely fills ``techniques``; its titles say "… Framework", "Framework Agreement
-    for …", "Dynamic Purchasing System for …". A procedure text naming a call-off wins over the title.
-    """
-    if _CALL_OFF.search(procedure) or _CALL_OFF.search(title):
-        return False, False
-    is_framework = bool(_FRAMEWORK_TEXT.search(procedure) or _FRAMEWORK_TITLE.search(title))
-    is_dps = bool(_DPS.search(procedure) or _DPS.search(title))
-    return is_framework, is_dps
+def text_kind(title: str, procedure: str, description: str = "") -> procurement.Kind:
+    """Framework, DPS or call-off from a notice's words (``broker.normalise.procurement``)."""
+    return procurement.procurement_kind(title, procedure, description)
 
 
 # --- location -----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from broker.errors import InputError
-from broker.normalise import cpv, dates, geography, money
+from broker.normalise import cpv, dates, geography, money, places, procurement
 from broker.normalise.keys import fit_key, title_key
 from broker.normalise.record import OpportunityRecord, build_record, canonical_hash, refuse_nul
 from broker.normalise.text import clean_text, match_key, one_line, split_list
@@ -91,6 +91,9 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
     cpv_known, cpv_unknown = cpv.catalogue().split(split_list(fields.get("cpv_codes") or "", _CPV_SEPARATORS))
     location = _location(fields)
     _check_email(fields.get("contact_email") or "")
+    description = clean_text(fields.get("description"))
+    kind = procurement.procurement_kind(title, "", description)
+    location = places.sharpen(location, title=title, buyer=buyer, description=description)
     return build_record(
         id=private_key(officer_id),
         source=SOURCE,
@@ -98,7 +101,7 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
         buyer_name=buyer,
         status="open",
         raw_hash=canonical_hash(dict(fields)),
-        description=clean_text(fields.get("description")),
+        description=description,
         source_ids=(f"private:{officer_id}",),
         buyer_type=buyer_type,
         published_at=published,
@@ -116,6 +119,8 @@ def record_from_private(fields: Mapping[str, str]) -> OpportunityRecord:
         cluster=location.cluster or geography.cluster_for(location.local_authority, location.postcode),
         nationwide=location.nationwide,
         vcse_suitable=_yes_no(fields.get("suitable_for_vcse") or ""),
+        is_framework=kind.framework,
+        is_dps=kind.dps,
         url=_url(fields.get("url") or ""),
         match_keys=tuple(k for k in (title_key(buyer, title, deadline),) if k),
     )

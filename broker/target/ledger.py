@@ -24,7 +24,15 @@ from broker.store.models import Match, Opportunity, TargetBatch, TargetEntry
 from broker.target.config import DEFAULT_CONFIG, TargetConfig
 from broker.target.parties import Party, PartyResolver, chunks
 from broker.target.stages import STAGES, is_outcome
-from broker.target.values import NoticeFacts, Valuation, change_reason, describe, format_gbp, value_notice
+from broker.target.values import (
+    NoticeFacts,
+    Valuation,
+    change_reason,
+    describe,
+    for_pair,
+    format_gbp,
+    value_notice,
+)
 
 
 def business_day(as_of: date) -> str:
@@ -185,7 +193,7 @@ def record_matches(session: Session, run_id: str, as_of: date, *, config: Target
         row = rows.get(match.opportunity_id)
         if row is None or writer.has_stage(match.opportunity_id, match.party_id, "matched"):
             continue
-        valuation = writer.ensure_level(row)
+        valuation = for_pair(writer.ensure_level(row), match.flags)
         writer.add_stage(row.id, resolver.from_match(match), "matched", valuation,
                          f"matched by run {run_id}; {describe(NoticeFacts.of(row), valuation)}")
     writer.flush()
@@ -223,7 +231,7 @@ def record_introduced_many(session: Session, pairs: Iterable[tuple[str, str]], *
         party = resolver.from_match(match) if match else resolver.find(opportunity_id, party_id)
         if party is None:
             raise NotFound(f"no VCSE, consortium or match {party_id!r} for opportunity {opportunity_id!r}")
-        valuation = writer.ensure_level(row)
+        valuation = for_pair(writer.ensure_level(row), match.flags if match else None)
         writer.add_stage(opportunity_id, party, "introduced", valuation, f"introduced ({cause})")
     writer.flush()
     return writer.added
@@ -266,7 +274,9 @@ def record_outcome(session: Session, opportunity_id: str, party_id: str, stage: 
     if previous is not None and _same(previous, stage, value_pence, note):
         return 0
     day = business_day(as_of)
-    valuation = writer.ensure_level(row, as_of=day)
+    match = session.scalars(select(Match).where(Match.opportunity_id == opportunity_id,
+                                                Match.party_id == party_id)).first()
+    valuation = for_pair(writer.ensure_level(row, as_of=day), match.flags if match else None)
     if value_pence is not None:
         valuation = Valuation("award", value_pence, value_pence)
     writer.add_stage(opportunity_id, party, stage, valuation, _outcome_reason(session, previous, row.id,

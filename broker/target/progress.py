@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from broker.store.models import TargetEntry
@@ -24,6 +24,7 @@ from broker.target.ledger import business_day
 from broker.target.stages import LADDER, OUTCOMES, rung
 from broker.target.values import NoticeFacts, Valuation, value_notice
 
+SUBCONTRACTING = "subcontracting"  # the basis of a subcontracting prospect's stage entries (values.for_pair)
 # Rows of the "by stage" table: the ladder, then the outcomes (issue 5 names matched, introduced, bid, won).
 STAGE_ROWS = LADDER + OUTCOMES
 
@@ -45,6 +46,7 @@ class OpportunityLedger:
     values: list[tuple[str, NoticeFacts]] = field(default_factory=list)  # (as_of, facts) in ledger order
     rungs: dict[str | None, dict[int, str]] = field(default_factory=dict)  # cluster -> rung -> first date
     outcomes: list[_Outcome] = field(default_factory=list)  # won/lost/withdrawn in ledger order
+    prospect: bool = False  # went to some party only as a subcontracting prospect (never counts for that)
     _first: dict[Any, list[str | None]] | None = field(default=None, repr=False)
 
     def facts_at(self, day: str) -> NoticeFacts:
@@ -125,15 +127,22 @@ def load_ledger(session: Session, as_of: date) -> dict[str, OpportunityLedger]:
     """
     day = business_day(as_of)
     found: dict[str, OpportunityLedger] = {}
+    # A subcontracting prospect's entries (basis "subcontracting") never move an opportunity up the ladder:
+    # the party could not take the work on alone, so it is listed apart instead.
+    counts = or_(TargetEntry.basis.is_(None), TargetEntry.basis != SUBCONTRACTING)
     stage_rows = session.execute(
         select(TargetEntry.opportunity_id, TargetEntry.cluster, TargetEntry.stage, func.min(TargetEntry.as_of))
-        .where(TargetEntry.kind == "stage", TargetEntry.as_of <= day)
+        .where(TargetEntry.kind == "stage", TargetEntry.as_of <= day, counts)
         .group_by(TargetEntry.opportunity_id, TargetEntry.cluster, TargetEntry.stage)
         .order_by(TargetEntry.opportunity_id, TargetEntry.cluster, TargetEntry.stage))
     for oid, cluster, stage, first in stage_rows:
         rungs = found.setdefault(oid, OpportunityLedger(oid)).rungs.setdefault(cluster, {})
         r = rung(stage)
         rungs[r] = min(first, rungs.get(r, first))
+    for (oid,) in session.execute(select(TargetEntry.opportunity_id).where(
+            TargetEntry.kind == "stage", TargetEntry.as_of <= day, TargetEntry.basis == SUBCONTRACTING)
+            .distinct().order_by(TargetEntry.opportunity_id)):
+        found.setdefault(oid, OpportunityLedger(oid)).prospect = True
     value_rows = session.execute(
         select(TargetEntry.opportunity_id, TargetEntry.as_of, TargetEntry.value_min_pence,
                TargetEntry.value_max_pence, TargetEntry.framework, TargetEntry.notice_status)
@@ -142,7 +151,7 @@ def load_ledger(session: Session, as_of: date) -> dict[str, OpportunityLedger]:
         if oid in found:
             found[oid].values.append((when, NoticeFacts(lo, hi, bool(framework), status)))
     for entry in session.scalars(select(TargetEntry).where(
-            TargetEntry.kind == "stage", TargetEntry.stage.in_(OUTCOMES), TargetEntry.as_of <= day)
+            TargetEntry.kind == "stage", TargetEntry.stage.in_(OUTCOMES), TargetEntry.as_of <= day, counts)
             .order_by(TargetEntry.as_of, TargetEntry.id)):
         award = entry.amount_pence if entry.basis == "award" else None
         found[entry.opportunity_id].outcomes.append(
@@ -196,6 +205,8 @@ class Progress:
     series: tuple[tuple[date, int], ...]  # the total after each day it changed
     pace: Pace
     ledger_entries: int
+    # Opportunities that went only to parties that cannot take them on alone: listed, never counted.
+    prospects: tuple[CountedOpportunity, ...] = ()
 
     def share(self) -> Decimal:
         """The total as a percentage of the target, to two places."""
@@ -219,10 +230,19 @@ def compute_progress(session: Session, as_of: date, config: TargetConfig | None 
     series = _series(counting, day, config)
     total = sum(c.value.amount_pence for c in counted)
     entries = session.scalar(select(func.count()).select_from(TargetEntry).where(TargetEntry.as_of <= day))
-    return Progress(as_of=as_of, config=config, counted_pence=total,
+    # Listed apart: opportunities that reached parties only as subcontracting prospects.
+    prospects = tuple(_prospect(o, day, config) for o in opps if o.prospect and not o.rungs and not o.outcomes)
+    return Progress(as_of=as_of, config=config, counted_pence=total, prospects=prospects,
                     counted=tuple(sorted(counted, key=lambda c: (-c.value.amount_pence, c.id))),
                     by_cluster=_by_cluster(counting, day, config), by_stage=_by_stage(opps, day, config),
                     series=series, pace=_pace(series, total, as_of, config), ledger_entries=entries or 0)
+
+
+def _prospect(opp: OpportunityLedger, day: str, config: TargetConfig) -> CountedOpportunity:
+    headline = value_notice(opp.facts_at(day), config)
+    first = opp.dates(day)[0] if opp.dates(day) else day
+    return CountedOpportunity(opp.id, Valuation(SUBCONTRACTING, 0, headline.published_pence), (),
+                              "subcontracting prospect", first)
 
 
 def _counts(opp: OpportunityLedger, day: str, config: TargetConfig, cluster: Any = ...) -> bool:
@@ -288,14 +308,15 @@ def _pace(series: tuple[tuple[date, int], ...], total: int, as_of: date, config:
     if total >= target:
         reached = _reached_on(series, target)
         return Pace(**base, reached_on=reached, projected_date=None, status="reached",
-                    within_window=reached <= end)
+                    within_window=start <= reached <= end)
     if total <= 0 or days <= 0:
         return Pace(**base, reached_on=None, projected_date=None, status="no_progress", within_window=None)
     # Days still needed at the average pace so far, rounded up (integer arithmetic: no float drift).
     more = -(-(target - total) * days // total)
     projected = as_of + timedelta(days=more)
     status = "window_ended" if as_of > end else ("on_track" if projected <= end else "behind")
-    return Pace(**base, reached_on=None, projected_date=projected, status=status, within_window=projected <= end)
+    return Pace(**base, reached_on=None, projected_date=projected, status=status,
+                within_window=start <= projected <= end)
 
 
 def _reached_on(series: tuple[tuple[date, int], ...], target: int) -> date:
@@ -322,6 +343,8 @@ def progress_json(progress: Progress) -> dict[str, Any]:
         "value_unknown": {"count": len(unknown), "opportunity_ids": [c.id for c in unknown]},
         "frameworks_excluded": {"count": len(frameworks), "opportunity_ids": [c.id for c in frameworks],
                                 "published_pence": sum(c.value.published_pence or 0 for c in frameworks)},
+        "subcontracting_prospects": {"count": len(p.prospects), "opportunity_ids": [c.id for c in p.prospects],
+                                     "published_pence": sum(c.value.published_pence or 0 for c in p.prospects)},
         "cancelled": {"count": len(p.with_basis("cancelled")),
                       "opportunity_ids": [c.id for c in p.with_basis("cancelled")]},
         "by_cluster": [{"cluster": r.key, "opportunities": r.opportunities, "value_pence": r.value_pence}

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from broker.store.models import Opportunity, TargetEntry
 from broker.target.config import TargetConfig
 from broker.target.parties import PartyResolver, chunks
-from broker.target.progress import Progress, compute_progress
+from broker.target.progress import Pace, Progress, compute_progress
 from broker.target.stages import OUTCOMES
 from broker.target.values import format_gbp
 
@@ -28,7 +28,7 @@ TITLE_CHARS = 140
 BASIS_LABELS = {"lower_bound": "lower bound of range", "upper_bound": "upper bound of range",
                 "midpoint": "midpoint of range", "single_figure": "single figure", "unknown": "value unknown",
                 "framework": "framework/DPS: £0 until call-off", "cancelled": "cancelled: £0",
-                "award": "awarded value"}
+                "award": "awarded value", "subcontracting": "subcontracting prospect: £0"}
 # Chart geometry (SVG user units); the SVG scales to the page width.
 W, H, LEFT, RIGHT, TOP, BOTTOM = 760, 300, 92, 20, 16, 40
 
@@ -54,6 +54,8 @@ def report_context(session: Session, progress: Progress) -> dict[str, Any]:
         "unknown": len(p.with_basis("unknown")), "frameworks": len(p.with_basis("framework")),
         "frameworks_published": format_gbp(sum(o.value.published_pence or 0 for o in p.with_basis("framework"))),
         "cancelled": len(p.with_basis("cancelled")),
+        "prospects": len(p.prospects),
+        "prospects_published": format_gbp(sum(o.value.published_pence or 0 for o in p.prospects)),
         "pace": _pace_text(p),
         "chart": progress_chart(p),
         "clusters": _bars([(r.key or "(no cluster)", r.opportunities, r.value_pence) for r in p.by_cluster]),
@@ -63,11 +65,28 @@ def report_context(session: Session, progress: Progress) -> dict[str, Any]:
                      "basis": BASIS_LABELS.get(o.value.basis, o.value.basis),
                      "clusters": ", ".join(x or "(no cluster)" for x in o.clusters), "stage": o.furthest}
                     for o in top],
+        **_apart(session, p),
         "outcomes": _recent_outcomes(session, p.as_of),
         "config": _config_rows(c),
         "config_sha256": c.sha256(),
         "ledger_entries": p.ledger_entries,
     }
+
+
+_WHY_APART = {"framework": "framework agreement or DPS: £0 until a call-off",
+              "subcontracting": "subcontracting prospect: beyond what the party could take on alone"}
+
+
+def _apart(session: Session, p: Progress) -> dict[str, Any]:
+    """Frameworks/DPSs and subcontracting prospects, largest published value first (at most ten shown)."""
+    listed = sorted([*p.with_basis("framework"), *p.prospects],
+                    key=lambda o: (-(o.value.published_pence or 0), o.id))
+    shown = listed[:TOP_OPPORTUNITIES]
+    details = _opportunities(session, [o.id for o in shown])
+    return {"apart": [{"title": details.get(o.id, (o.id, ""))[0], "buyer": details.get(o.id, ("", ""))[1],
+                       "id": o.id, "why": _WHY_APART[o.value.basis],
+                       "published": format_gbp(o.value.published_pence)} for o in shown],
+            "apart_more": len(listed) - len(shown)}
 
 
 def _config_rows(config: TargetConfig) -> list[tuple[str, str]]:
@@ -106,12 +125,20 @@ def _pace_text(p: Progress) -> str:
     pace, target = p.pace, format_gbp(p.config.target_pence)
     window = f"the programme window ({pace.window_start} to {pace.window_end})"
     if pace.status == "reached":
-        return f"The target was reached on {pace.reached_on}."
+        return f"The target was reached on {pace.reached_on}, {where_in_window(pace.reached_on, pace)} {window}."
     if pace.status == "no_progress":
         return f"Nothing has been counted yet in {window}."
-    where = "within" if pace.within_window else "after the end of"
     return (f"At the pace so far ({format_gbp(pace.per_day_pence)} a day since {pace.since}), {target} is "
-            f"reached on {pace.projected_date}, {where} {window}.")
+            f"reached on {pace.projected_date}, {where_in_window(pace.projected_date, pace)} {window}.")
+
+
+def where_in_window(day: date | None, pace: Pace) -> str:
+    """"within", "before the start of" or "after the end of" the programme window, for ``day``."""
+    if day is not None and day < pace.window_start:
+        return "before the start of"
+    if day is not None and day > pace.window_end:
+        return "after the end of"
+    return "within"
 
 
 def _bars(rows: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
@@ -131,7 +158,8 @@ def progress_chart(p: Progress) -> dict[str, Any]:
     first = p.series[0][0] if p.series else p.as_of
     x0, x1 = min(p.config.window_start, first), max(p.config.window_end, p.as_of)
     peak = max([v for _, v in p.series] + [p.config.target_pence])
-    y_max = peak * 11 // 10
+    step = _nice_step(peak)
+    y_max = -(-peak * 21 // 20 // step) * step  # the peak plus a margin, up to a whole tick
 
     def x(d: date) -> float:
         return round(LEFT + (W - LEFT - RIGHT) * (d - x0).days / max((x1 - x0).days, 1), 1)
@@ -152,9 +180,32 @@ def progress_chart(p: Progress) -> dict[str, Any]:
     return {"width": W, "height": H, "left": LEFT, "right": W - RIGHT, "top": TOP, "bottom": H - BOTTOM,
             "path": "".join(path), "target_y": y(p.config.target_pence), "as_of_x": x(p.as_of),
             "now_y": y(p.counted_pence), "projection": projection,
-            "y_ticks": [Tick(y(p.config.target_pence * k // 4), format_gbp(p.config.target_pence * k // 4))
-                        for k in range(5)],
+            "y_ticks": [Tick(y(v), compact_gbp(v)) for v in range(0, y_max + 1, step)],
+            "target_label": f"target {compact_gbp(p.config.target_pence)}",
+            # the target's label goes below its line when the line is at the top of the chart
+            "target_label_y": round(y(p.config.target_pence) + (16 if y(p.config.target_pence) < TOP + 18
+                                                                 else -6), 1),
             "x_ticks": _month_ticks(x0, x1, x)}
+
+
+def _nice_step(peak: int) -> int:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten pence) giving 4-8 ticks up to ``peak``."""
+    power = 100  # £1
+    while True:
+        for m in (1, 2, 5, 10, 20, 25, 50):
+            step = m * power
+            if peak // step <= 6:
+                return step
+        power *= 100
+
+
+def compact_gbp(pence: int) -> str:
+    """Short axis labels: £0, £750, £250k, £1m, £1.5m, £3.12bn (at most two decimals)."""
+    pounds = pence / 100
+    for size, suffix in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
+        if abs(pounds) >= size:
+            return "£" + f"{pounds / size:.2f}".rstrip("0").rstrip(".") + suffix
+    return f"£{pounds:.0f}"
 
 
 def _month_ticks(start: date, end: date, x: Any) -> list[Tick]:

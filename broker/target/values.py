@@ -3,14 +3,17 @@
 BRIEF, Policies / Value basis: a range counts at its lower bound; a single figure at that figure;
 unknown, zero or placeholder values count £0 and are listed as "value unknown"; framework agreements and
 dynamic purchasing systems count £0 until a call-off or award value is recorded (their ceilings are not
-brokerage). A cancelled notice counts £0 from the day it is cancelled.
+brokerage). A cancelled notice counts £0 from the day it is cancelled. A subcontracting prospect (a match
+beyond what its party can take on alone) counts £0 at its headline value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from broker.match.vocabulary import SUBCONTRACTING_FLAG
 from broker.normalise.money import MAX_PLAUSIBLE
 from broker.store.models import Opportunity
 from broker.target.config import TargetConfig
@@ -46,7 +49,9 @@ class NoticeFacts:
 class Valuation:
     """A counted value: the basis it was counted on, the amount, and the notice's own figure."""
 
-    basis: str  # lower_bound | upper_bound | midpoint | single_figure | unknown | framework | cancelled | award
+    # lower_bound | upper_bound | midpoint | single_figure | unknown | framework | cancelled | award |
+    # subcontracting
+    basis: str
     amount_pence: int
     published_pence: int | None = None  # the figure the basis picks before framework/cancel rules
 
@@ -63,6 +68,18 @@ def value_notice(facts: NoticeFacts, config: TargetConfig) -> Valuation:
     if published is None:
         return Valuation("unknown", 0, None)
     return Valuation(basis, published, published)
+
+
+def for_pair(valuation: Valuation, flags: Iterable[str] | None) -> Valuation:
+    """What a pair's stage entry counts: the notice's valuation, except for a subcontracting prospect.
+
+    A match flagged as a subcontracting prospect went to a party that cannot take the work on alone (the
+    capacity rules in rules/eligibility.yaml): it is recorded at £0 with basis ``subcontracting`` and
+    never moves the opportunity toward the target; an award value recorded for it still counts.
+    """
+    if SUBCONTRACTING_FLAG in (flags or ()) and valuation.basis not in ("award", "cancelled"):
+        return Valuation("subcontracting", 0, valuation.published_pence)
+    return valuation
 
 
 def _plausible(pence: int | None) -> int | None:
@@ -92,6 +109,9 @@ def describe(facts: NoticeFacts, valuation: Valuation) -> str:
                 "is recorded")
     if valuation.basis == "unknown":
         return "value unknown: counts £0"
+    if valuation.basis == "subcontracting":
+        return (f"subcontracting prospect ({figure}): beyond what the party can take on alone, so it "
+                "counts £0 at its headline value")
     if valuation.basis == "single_figure":
         return f"single figure {format_gbp(valuation.amount_pence)} counts in full"
     return f"range {figure} counts at {valuation.basis.replace('_', ' ')} {format_gbp(valuation.amount_pence)}"

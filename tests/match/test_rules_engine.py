@@ -36,7 +36,8 @@ NEUTRAL: dict[str, Any] = {
     "value_min_gbp": 10_000, "value_max_gbp": 20_000, "is_framework": False, "is_dps": False,
     "nationwide": False, "in_west_midlands": True, "opportunity_cluster": "", "opportunity_local_authority": "",
     "vcse_suitable": "unknown", "sme_suitable": "unknown", "reserved_for_vcse": False, "notice_type": "",
-    "source": "contracts_finder",
+    "source": "contracts_finder", "remote_delivery": False, "serves_national": False,
+    "value_over_max_pct": 10, "value_over_turnover_pct": -1,
     "party_type": "vcse", "digest_opt_in": True, "has_capabilities": True, "capacity_known": True,
     "max_contract_value_gbp": 100_000, "min_contract_value_gbp": 0, "annual_turnover_gbp": 0, "employees": 0,
     "member_count": 1, "party_cluster": "",
@@ -94,9 +95,34 @@ CASES: list[tuple[str, str, dict[str, Any], list[tuple[Any, ...]]]] = [
     ("opportunity rules ignore pairs", "pair", {"status": "closed", "days_to_deadline": -1}, []),
     ("exclude keyword", "pair", {"exclude_hits": 2},
      [("exclude-keyword", "reject", "The notice mentions 2 of your excluded keywords")]),
-    ("beyond capacity", "pair", {"value_fit": "beyond", "value_min_gbp": 250_000},
-     [("value-beyond-capacity", "needs_consortium", "Worth £250,000 or more, above your maximum contract of "
-                                                    "£100,000: consider bidding with partners")]),
+    ("beyond capacity", "pair", {"value_over_max_pct": 201, "value_min_gbp": 200_001},
+     [("value-beyond-capacity", "needs_consortium", "Worth £200,001, more than twice your largest contract "
+       "(£100,000): too big to take on alone, shown as a subcontracting prospect (part of the work for the "
+       "main contractor, or a bid with partners)")]),
+    ("exactly twice capacity", "pair", {"value_over_max_pct": 200, "value_min_gbp": 200_000}, []),
+    ("a framework's ceiling is not judged against capacity", "pair",
+     {"value_over_max_pct": 5000, "is_framework": True},
+     [("framework", "framework", "A framework agreement: a place on it does not guarantee work")]),
+    ("a DPS's ceiling is not judged against capacity", "pair",
+     {"value_over_max_pct": 5000, "is_dps": True},
+     [("dynamic-purchasing-system", "dps",
+       "A dynamic purchasing system: you can join at any time and bid for call-offs")]),
+    ("beyond half the turnover, no maximum given", "pair",
+     {"capacity_known": False, "max_contract_value_gbp": 0, "value_over_max_pct": -1,
+      "value_over_turnover_pct": 51, "annual_turnover_gbp": 39_000, "value_min_gbp": 20_000},
+     [("value-beyond-turnover", "needs_consortium", "Worth £20,000, more than half your annual turnover "
+       "(£39,000): too big to take on alone, shown as a subcontracting prospect (part of the work for the "
+       "main contractor, or a bid with partners)")]),
+    ("turnover is not read when a maximum is given", "pair", {"value_over_turnover_pct": 900}, []),
+    ("UK-wide, party serves only its area", "pair", {"location_fit": "national", "nationwide": True},
+     [("location-nationwide", "reject", "The notice names no delivery place in your area (it is open to "
+       "anywhere in the UK) and does not say the work can be done remotely")]),
+    ("UK-wide, remote delivery", "pair",
+     {"location_fit": "national", "nationwide": True, "remote_delivery": True}, []),
+    ("UK-wide, party serves National", "pair",
+     {"location_fit": "national", "nationwide": True, "serves_national": True}, []),
+    ("UK-wide notice naming the party's area", "pair", {"location_fit": "local", "nationwide": True},
+     [("location-local", 15, "The work is in your local area")]),
     ("below minimum", "pair", {"value_fit": "below_minimum", "min_contract_value_gbp": 50_000},
      [("value-below-minimum", "reject", "Worth at most £20,000, below your minimum of £50,000")]),
     ("outside area", "pair", {"location_fit": "outside"},
@@ -172,16 +198,18 @@ def test_default_rules_table() -> None:
 
 def test_firing_records_inputs_and_effect_details() -> None:
     with RuleEngine(RULES) as engine:
-        (result,) = engine.evaluate("pair", [fact("pair", 7, value_fit="beyond", value_min_gbp=250_000,
-                                                  keyword_hits=3, is_framework=True)])
+        (result,) = engine.evaluate("pair", [fact("pair", 7, value_fit="stretch", value_over_max_pct=250,
+                                                  value_min_gbp=250_000, keyword_hits=3)])
     assert result.id == 7 and result.kind == "pair"
-    assert result.needs_consortium and not result.rejected and result.flags == ("framework",)
+    assert result.needs_consortium and not result.rejected and result.flags == ("stretch",)
     first = result.firings[0]
     assert first.to_dict() == {
         "rule_id": "value-beyond-capacity", "effect": "needs_consortium", "points": 0, "flag": None,
-        "reason": "Worth £250,000 or more, above your maximum contract of £100,000: consider bidding with "
-                  "partners",
-        "inputs": {"value_fit": "beyond", "value_min_gbp": 250_000, "max_contract_value_gbp": 100_000}}
+        "reason": "Worth £250,000, more than twice your largest contract (£100,000): too big to take on alone, "
+                  "shown as a subcontracting prospect (part of the work for the main contractor, or a bid "
+                  "with partners)",
+        "inputs": {"is_framework": False, "is_dps": False, "value_over_max_pct": 250, "value_min_gbp": 250_000,
+                   "max_contract_value_gbp": 100_000}}
     assert result.firings[1].inputs == {"keyword_hits": 3}
     assert result.score == 15
 

@@ -143,7 +143,12 @@ def test_every_real_row_matches_its_raw_cells():
         assert rec.raw_hash == canonical_hash(row)
         assert rec.title == " ".join(row["Title"].split())
         assert rec.vcse_suitable is (row["Suitable for VCO"] == "Yes")
-        assert rec.nationwide is ("Any region" in row["Region"].split(","))
+        any_region = "Any region" in row["Region"].split(",")
+        if any_region and not rec.nationwide:
+            # "Any region", but the title, a council buyer or the description named the place.
+            assert rec.local_authority or rec.region, rec.title
+        else:
+            assert rec.nationwide is any_region
         assert rec.deadline_at is None or rec.deadline_at.tzinfo is UTC
         assert (rec.deadline_at is None) is (row["Closing Date"] == "01/01/2001")
         assert rec.value_min_pence is None or 0 < rec.value_min_pence <= rec.value_max_pence

@@ -110,3 +110,70 @@ def test_report_renders_in_headless_chromium_without_console_errors(scenario, tm
                          f"--screenshot={shot}")
     assert console == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+# A layout probe run inside Chromium on a copy of the report (the real page forbids scripts): every text
+# of every chart must lie inside its SVG and overlap no other text of that chart.
+_PROBE = """<script>
+const out = [];
+document.querySelectorAll("svg").forEach((svg, i) => {
+  const box = svg.getBoundingClientRect();
+  const texts = [...svg.querySelectorAll("text")].map(t => [t.textContent, t.getBoundingClientRect()]);
+  for (const [label, r] of texts) {
+    if (r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
+      out.push(`svg ${i}: "${label}" is clipped`);
+  }
+  for (let a = 0; a < texts.length; a++) for (let b = a + 1; b < texts.length; b++) {
+    const [la, ra] = texts[a], [lb, rb] = texts[b];
+    const dx = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+    const dy = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+    if (dx > 1 && dy > 1) out.push(`svg ${i}: "${la}" overlaps "${lb}"`);
+  }
+  out.push(`svg ${i}: ${texts.length} texts`);
+});
+document.body.setAttribute("data-layout", JSON.stringify(out));
+</script>"""
+
+
+@pytest.mark.parametrize(("target_gbp", "share", "pace"), [
+    (1_000_000, "28.00%", "is reached on 2027-01-14, within the programme window"),
+    (290_000, "96.55%", "within the programme window"),
+    (20_000, "1400.00%", "The target was reached on 2025-04-11, within the programme window"),
+])
+def test_report_chart_reads_right_below_near_and_far_above_the_target(scenario, tmp_path, target_gbp, share,
+                                                                     pace):
+    import dataclasses
+    import html as html_lib
+    import json
+
+    chromium = _chromium()
+    config = dataclasses.replace(DEFAULT_CONFIG, target_pence=target_gbp * 100)
+    html, _ = render_report(scenario, D("2025-09-30"), config)
+    assert share in html and pace in html
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+                     .replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    dom, _ = _render(chromium, probe, tmp_path / "profile-probe", "--dump-dom", "--window-size=1100,2400")
+    found = re.search(r'data-layout="([^"]*)"', dom)
+    assert found, "the layout probe did not run"
+    layout = json.loads(html_lib.unescape(found[1]))
+    problems = [line for line in layout if not line.endswith(" texts")]
+    assert problems == [], problems
+    assert len(layout) >= 3  # the meter, the progress chart and the bar charts were all measured
+    shot = Path(os.environ.get("BROKER_REPORT_SHOTS", tmp_path)) / f"report-{target_gbp}.png"
+    _, console = _render(chromium, page, tmp_path / "profile-shot", "--hide-scrollbars", "--window-size=1100,2400",
+                         f"--screenshot={shot}")
+    assert console == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_lists_frameworks_apart_until_their_call_off(scenario):
+    before, _ = render_report(scenario, D("2025-07-01"), DEFAULT_CONFIG)
+    apart = before[before.index('<section id="not-counted">'):]
+    apart = apart[:apart.index("</section>")]
+    assert "Social care framework" in apart and "£3,600,000,000" in apart and "until a call-off" in apart
+    after, _ = render_report(scenario, D("2025-09-30"), DEFAULT_CONFIG)  # the £80,000 call-off is recorded
+    apart = after[after.index('<section id="not-counted">'):]
+    assert "Social care framework" not in apart[:apart.index("</section>")]
