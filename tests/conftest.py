@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +14,31 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
-from testpaths import FIXTURES, ROOT, SHARED, SHARED_DATA  # noqa: F401  (re-exported for tests)
+from testpaths import FIXTURES, ROOT  # noqa: F401  (re-exported for tests)
 
 from broker.cli import cli
 from broker.store.engine import make_engine, session_factory, upgrade
 from broker.store.models import Base
 
 PG_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
+
+# The repository stands alone: a clone has no "shared" folder beside it, so no test may read one. Checked on
+# every file open and directory listing in the test process (an audit hook), not only by searching the
+# source, so a path built at run time is caught too.
+OUTSIDE_DATA = tuple(f"{base / 'shared'}{os.sep}" for base in (ROOT.parent, ROOT.parent.parent))
+
+
+def _refuse_outside_data(event: str, args: tuple) -> None:
+    if event not in ("open", "os.listdir", "os.scandir") or not args:
+        return
+    target = args[0]
+    if isinstance(target, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(target))
+        if isinstance(path, str) and (path + os.sep).startswith(OUTSIDE_DATA):
+            raise PermissionError(f"{path}: tests must use fixtures/, not a folder beside the checkout")
+
+
+sys.addaudithook(_refuse_outside_data)
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
