@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker.errors import BrokerError
+from broker.match.rulesdir import RulesLocation, rules_location
 from broker.store.engine import make_engine, require_schema, session_factory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,6 +65,22 @@ def echo_json(data: Any) -> None:
 
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Output one JSON document.")(fn)  # type: ignore[return-value]
+
+
+def _rules_location(ctx: click.Context, param: click.Parameter, value: str | None) -> RulesLocation:
+    from_env = ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT
+    try:
+        return rules_location(value, "BROKER_RULES" if from_env else "--rules")
+    except BrokerError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def rules_option(fn: F) -> F:
+    """``--rules DIR`` (or ``BROKER_RULES``); the command gets a RulesLocation (the shipped rules by default)."""
+    return click.option("--rules", "rules_dir", envvar="BROKER_RULES", default=None, metavar="DIR",
+                        type=click.Path(file_okay=False), callback=_rules_location,
+                        help="Folder of rule files (default: the rules shipped with broker). Env: BROKER_RULES.",
+                        )(fn)  # type: ignore[return-value]
 
 
 def show_progress() -> bool:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from broker.cli.common import echo_json, handle_errors, json_option
+from broker.cli.common import echo_json, handle_errors, json_option, rules_option
 from broker.evaluation.labelled import evaluate
+from broker.match.rulesdir import RulesLocation
 
 
 @click.command("eval")
@@ -15,16 +16,16 @@ from broker.evaluation.labelled import evaluate
               type=click.Path(file_okay=False, exists=True), help="The labelled set.")
 @click.option("--split", type=click.Choice(["test", "tune", "all"]), default="test", show_default=True,
               help="Report on the held-out test profiles (tune weights on `tune` only).")
-@click.option("--rules", "rules_dir", default="rules", show_default=True, type=click.Path(file_okay=False))
+@rules_option
 @click.option("--per-profile", is_flag=True, help="Also show each profile's figures.")
 @json_option
 @handle_errors
-def eval_cmd(folder: str, split: str, rules_dir: str, per_profile: bool, as_json: bool) -> None:
+def eval_cmd(folder: str, split: str, rules_dir: RulesLocation, per_profile: bool, as_json: bool) -> None:
     """Print nDCG@10, P@5, recall@20 and noise@10 for the matcher and a keyword alert.
 
     Runs in a scratch database; the database given by --db is not touched.
     """
-    result = evaluate(Path(folder), rules_dir=Path(rules_dir), split=split)
+    result = evaluate(Path(folder), rules_dir=rules_dir.path, split=split)
     if as_json:
         echo_json({"split": result.split, "profiles": result.profiles,
                    "matcher": result.matcher.as_dict(), "keyword_alert": result.keyword_alert.as_dict(),

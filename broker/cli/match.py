@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from pathlib import Path
 
 import click
 
-from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, show_progress
+from broker.cli.common import (
+    AppContext,
+    echo_json,
+    handle_errors,
+    json_option,
+    pass_app,
+    rules_option,
+    show_progress,
+)
 from broker.errors import BrokerError
 from broker.match.queries import list_matches, show_match
+from broker.match.rulesdir import RulesLocation
 from broker.match.service import run_match
 from broker.normalise.dates import parse_business_date
-
-DEFAULT_RULES = "rules"
 
 
 def business_date(text: str | None) -> date:
@@ -29,14 +35,13 @@ def business_date(text: str | None) -> date:
 
 @click.command("match")
 @click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
-              help="Folder of rule files.")
+@rules_option
 @click.option("--full", is_flag=True, help="Re-match everything, not only what changed since the last run "
               "(a run with other rules or parameters than the last one is always full).")
 @json_option
 @pass_app
 @handle_errors
-def match_cmd(app: AppContext, as_of: str | None, rules_dir: str, full: bool, as_json: bool) -> None:
+def match_cmd(app: AppContext, as_of: str | None, rules_dir: RulesLocation, full: bool, as_json: bool) -> None:
     """Match opportunities with VCSEs and consortia; store the run and every decision.
 
     \b
@@ -53,7 +58,7 @@ def match_cmd(app: AppContext, as_of: str | None, rules_dir: str, full: bool, as
             bar.length = max(bar.length or 0, done)
             bar.update(done - bar.pos)
 
-    summary = run_match(app.sessions(), as_of=day, rules_dir=Path(rules_dir), full=full, progress=progress)
+    summary = run_match(app.sessions(), as_of=day, rules_dir=rules_dir, full=full, progress=progress)
     if bar is not None:
         bar.render_finish()
     if as_json:

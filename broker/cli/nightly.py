@@ -10,10 +10,11 @@ from pathlib import Path
 
 import click
 
-from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app
+from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, rules_option
 from broker.cli.digest import smtp_options, smtp_settings
-from broker.cli.match import DEFAULT_RULES, business_date
+from broker.cli.match import business_date
 from broker.digest import DigestSettings
+from broker.match.rulesdir import RulesLocation
 from broker.nightly import NightlyOptions, run_nightly
 from broker.target.config import load_config
 
@@ -44,7 +45,7 @@ def _kill_hook():  # type: ignore[no-untyped-def]
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=Path("outbox"),
               show_default=True, help="Folder for digests (.eml), the report and the log.")
 @click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False))
+@rules_option
 @click.option("--target-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Target amount, counting stage and programme window (TOML/YAML).")
 @click.option("--from", "sender", default="brokerage@example.org", envvar="BROKER_DIGEST_FROM", show_default=True,
@@ -57,7 +58,7 @@ def _kill_hook():  # type: ignore[no-untyped-def]
 @json_option
 @pass_app
 @handle_errors
-def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | None, rules_dir: str,
+def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | None, rules_dir: RulesLocation,
                 target_config: str | None, sender: str, wait_seconds: float, log_file: Path | None,
                 smtp_server: str | None, smtp_user: str | None, password_env: str | None, starttls: bool,
                 use_ssl: bool, as_json: bool) -> None:
@@ -77,7 +78,7 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
     logging.getLogger("broker").setLevel(logging.INFO)
     try:
         options = NightlyOptions(
-            as_of=day, inbox=inbox, outbox=outbox, rules_dir=Path(rules_dir), report=outbox / "report.html",
+            as_of=day, inbox=inbox, outbox=outbox, rules_dir=rules_dir, report=outbox / "report.html",
             smtp=smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl) if smtp_server else None,
             digest=DigestSettings(sender_address=sender), target=load_config(target_config),
             wait_seconds=wait_seconds)

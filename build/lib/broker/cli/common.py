@@ -1,0 +1,90 @@
+"""Shared CLI plumbing: the app context (engine, sessions), JSON output, error handling."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from broker.errors import BrokerError
+from broker.store.engine import make_engine, require_schema, session_factory
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AppContext:
+    """Holds the engine for one command; created lazily so ``--help`` never touches the database."""
+
+    def __init__(self, db_url: str | None) -> None:
+        self.db_url = db_url
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.db_url)
+        return self._engine
+
+    def sessions(self) -> sessionmaker[Session]:
+        """Session factory for a database whose schema is current (else a clear error)."""
+        require_schema(self.engine)
+        return session_factory(self.engine)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn core errors into ``Error: ...`` on stderr with the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BrokerError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, default=str))
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Output one JSON document.")(fn)  # type: ignore[return-value]
+
+
+def show_progress() -> bool:
+    """Progress bars only on an interactive terminal (silent under cron, pipes and --json)."""
+    return sys.stderr.isatty()
+
+
+def register_commands(cli: click.Group) -> None:
+    from broker.cli import audit as audit_cmds
+    from broker.cli import db as db_cmds
+    from broker.cli import digest as digest_cmds
+    from broker.cli import directory as directory_cmds
+    from broker.cli import evaluation as evaluation_cmds
+    from broker.cli import fetch as fetch_cmds
+    from broker.cli import ingest as ingest_cmds
+    from broker.cli import match as match_cmds
+    from broker.cli import nightly as nightly_cmds
+    from broker.cli import opportunities as opportunities_cmds
+    from broker.cli import rules as rules_cmds
+    from broker.cli import target as target_cmds
+
+    for module in (db_cmds, ingest_cmds, opportunities_cmds, fetch_cmds, directory_cmds, rules_cmds,
+                   match_cmds, digest_cmds, target_cmds, nightly_cmds, audit_cmds, evaluation_cmds):
+        module.register(cli)

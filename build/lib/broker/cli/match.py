@@ -1,0 +1,128 @@
+"""``broker match``, ``broker matches list|show``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, show_progress
+from broker.errors import BrokerError
+from broker.match.queries import list_matches, show_match
+from broker.match.service import run_match
+from broker.normalise.dates import parse_business_date
+
+DEFAULT_RULES = "rules"
+
+
+def business_date(text: str | None) -> date:
+    """``--as-of`` or today's date (the one place the CLI reads the calendar, never inside a run)."""
+    if text is None:
+        return date.today()
+    try:
+        return parse_business_date(text)
+    except ValueError as exc:
+        raise BrokerError(f"--as-of: {exc}") from None
+
+
+@click.command("match")
+@click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
+              help="Folder of rule files.")
+@click.option("--full", is_flag=True, help="Re-match everything, not only what changed since the last run "
+              "(a run with other rules or parameters than the last one is always full).")
+@json_option
+@pass_app
+@handle_errors
+def match_cmd(app: AppContext, as_of: str | None, rules_dir: str, full: bool, as_json: bool) -> None:
+    """Match opportunities with VCSEs and consortia; store the run and every decision.
+
+    \b
+    Example:
+        broker match --as-of 2020-04-16 --full
+    """
+    day = business_date(as_of)
+    bar = None
+    if show_progress() and not as_json:
+        bar = click.progressbar(length=0, label="matching pairs", file=sys.stderr, show_pos=True)
+
+    def progress(done: int) -> None:
+        if bar is not None:
+            bar.length = max(bar.length or 0, done)
+            bar.update(done - bar.pos)
+
+    summary = run_match(app.sessions(), as_of=day, rules_dir=Path(rules_dir), full=full, progress=progress)
+    if bar is not None:
+        bar.render_finish()
+    if as_json:
+        echo_json({"run_id": summary.run_id, "as_of": summary.as_of, "mode": summary.mode,
+                   "counts": summary.counts, "decision_digest": summary.decision_digest})
+        return
+    c = summary.counts
+    click.echo(f"Run {summary.run_id} ({summary.mode}, as of {summary.as_of}): {c['pairs_considered']} pairs "
+               f"considered, {c['pairs_through_rules']} through the rules; {c['matched']} matched, "
+               f"{c['rejected']} rejected, {c['below_threshold']} below threshold; "
+               f"{c['suggested_consortia']} suggested consortia.")
+
+
+@click.group("matches")
+def matches_group() -> None:
+    """Read matches: ranked, with reasons."""
+
+
+@matches_group.command("list")
+@click.option("--run", "run_id", help="Matches decided in this run (default: the current matches).")
+@click.option("--party", "party_id", help="Only this VCSE or consortium.")
+@click.option("--opportunity", "opportunity_id", help="Only this opportunity.")
+@click.option("--limit", type=int, default=None)
+@json_option
+@pass_app
+@handle_errors
+def list_cmd(app: AppContext, run_id: str | None, party_id: str | None, opportunity_id: str | None,
+             limit: int | None, as_json: bool) -> None:
+    """List matches, ranked within each party, with their top reasons."""
+    with app.sessions()() as session:
+        rows = list_matches(session, run_id=run_id, party_id=party_id, opportunity_id=opportunity_id, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No matches.")
+    for r in rows:
+        click.echo(f"{r['party_id'][:30]:30} #{r['rank']:<3} {r['score']:3}  {r['opportunity_id'][:40]:40} "
+                   f"{r['title'][:60]}")
+        for reason in r["reasons"]:
+            click.echo(f"{'':36}- {reason}")
+    click.echo(f"{len(rows)} matches.")
+
+
+@matches_group.command("show")
+@click.argument("opportunity_id")
+@click.argument("party_id")
+@click.option("--run", "run_id", help="The decision in this run (default: the latest).")
+@json_option
+@pass_app
+@handle_errors
+def show_cmd(app: AppContext, opportunity_id: str, party_id: str, run_id: str | None, as_json: bool) -> None:
+    """Show one match in full: score, levels, every rule that fired and the features it saw."""
+    with app.sessions()() as session:
+        data = show_match(session, opportunity_id, party_id, run_id)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"{data['title']}\n{data['opportunity_id']} -> {data['party_id']} ({data['party_type']})")
+    click.echo(f"run {data['run_id']}: {data['outcome']}, score {data['score']}, rank {data['rank']}")
+    for label in data["levels"].values():
+        click.echo(f"  {label}")
+    click.echo("Rules that fired:")
+    for f in data["firings"]:
+        points = f" ({f['points']:+d})" if f["effect"] == "score" else f" [{f['effect']}]"
+        click.echo(f"  {f['rule_id']}{points}: {f['reason']}")
+    click.echo("Features: " + ", ".join(f"{k}={v}" for k, v in data["features"].items()))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(match_cmd)
+    cli.add_command(matches_group)

@@ -1,0 +1,1 @@
+"""Measuring matching quality on the labelled set (fixtures/labelled)."""

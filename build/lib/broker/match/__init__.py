@@ -1,0 +1,1 @@
+"""Matching: candidates (blocking), features (rapidfuzz), rules (durable-rules), consortia, the run."""

@@ -1,0 +1,89 @@
+"""Engine and session creation, and schema migration through Alembic.
+
+The engine is created once per command and passed down; core functions take a ``Session``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from broker.errors import SchemaNotReady
+from broker.store import jsoncodec
+
+DEFAULT_DB_URL = "sqlite:///broker.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The URL to use: an explicit one, else ``BROKER_DB``, else ``broker.db`` in the working directory."""
+    return explicit or os.environ.get("BROKER_DB") or DEFAULT_DB_URL
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = database_url(url)
+    json = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60}, **json)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **json)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    # With WAL, NORMAL still never corrupts the database; a power cut may lose the last commits only.
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> str:
+    """Apply every pending migration; returns the head revision."""
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return head_revision()
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def require_schema(engine: Engine) -> None:
+    """Fail with a clear next step when the database is missing migrations."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        state = "is not initialised" if current is None else f"is at revision {current}, code needs {head}"
+        raise SchemaNotReady(f"the database {engine.url.render_as_string(hide_password=True)} {state}. "
+                             "Run `broker init` first.")
