@@ -12,9 +12,16 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.cli.failures import debugging, describe
 from broker.errors import BrokerError
 from broker.match.rulesdir import RulesLocation, rules_location
-from broker.store.engine import make_engine, require_schema, session_factory
+from broker.store.engine import (
+    database_url,
+    make_engine,
+    require_existing_file,
+    require_schema,
+    session_factory,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +41,7 @@ class AppContext:
 
     def sessions(self) -> sessionmaker[Session]:
         """Session factory for a database whose schema is current (else a clear error)."""
+        require_existing_file(database_url(self.db_url))  # before SQLite would create an empty one
         require_schema(self.engine)
         return session_factory(self.engine)
 
@@ -45,18 +53,42 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+# click's own ways of ending a command: they carry their message and exit code already.
+_CLICK_ENDINGS = (click.ClickException, click.exceptions.Exit, click.Abort)
+
+
+def fail(exc: Exception) -> None:
+    """Print ``exc`` as one ``Error: ...`` line on stderr and exit with its code (never a traceback)."""
+    if isinstance(exc, _CLICK_ENDINGS) or (debugging() and not isinstance(exc, BrokerError)):
+        raise exc
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_object(AppContext) if ctx is not None else None
+    message, code = describe(exc, database_url(app.db_url) if app is not None else None)
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
 def handle_errors(fn: F) -> F:
-    """Turn core errors into ``Error: ...`` on stderr with the error's exit code."""
+    """Turn core errors, and database, file and network failures, into ``Error: ...`` and an exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except BrokerError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 (each kind gets its own message in describe)
+            fail(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+class BrokerGroup(click.Group):
+    """The command group: a failure anywhere under it (not only inside a command) is one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # noqa: BLE001
+            fail(exc)
 
 
 def echo_json(data: Any) -> None:

@@ -60,7 +60,7 @@ def _summary_line(s: FileSummary) -> str:
 
 @directory_group.command("list")
 @click.option("--cluster", default=None, help="Only this cluster's VCSEs (and consortia with a member in it).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N of each.")
+@click.option("--limit", type=click.IntRange(1, 10**9), default=None, help="Show at most N of each.")
 @json_option
 @pass_app
 @handle_errors

@@ -86,7 +86,7 @@ def quarantine_group() -> None:
 
 
 @quarantine_group.command("list")
-@click.option("--limit", type=int, default=None, help="Show at most N items.")
+@click.option("--limit", type=click.IntRange(1, 10**9), default=None, help="Show at most N items.")
 @json_option
 @pass_app
 @handle_errors

@@ -34,7 +34,7 @@ def business_date(text: str | None) -> date:
 
 
 @click.command("match")
-@click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
+@click.option("--as-of", "as_of", metavar="DATE", help="Business date, YYYY-MM-DD or dd/mm/yyyy (default: today).")
 @rules_option
 @click.option("--full", is_flag=True, help="Re-match everything, not only what changed since the last run "
               "(a run with other rules or parameters than the last one is always full).")
@@ -81,7 +81,7 @@ def matches_group() -> None:
 @click.option("--run", "run_id", help="Matches decided in this run (default: the current matches).")
 @click.option("--party", "party_id", help="Only this VCSE or consortium.")
 @click.option("--opportunity", "opportunity_id", help="Only this opportunity.")
-@click.option("--limit", type=int, default=None)
+@click.option("--limit", type=click.IntRange(1, 10**9), default=None)
 @json_option
 @pass_app
 @handle_errors

@@ -40,11 +40,11 @@ def _kill_hook():  # type: ignore[no-untyped-def]
 
 
 @click.command("nightly")
-@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--inbox", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder of new files to ingest; read files move to archive/, unreadable to quarantine/.")
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=Path("outbox"),
               show_default=True, help="Folder for digests (.eml), the report and the log.")
-@click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
+@click.option("--as-of", "as_of", metavar="DATE", help="Business date, YYYY-MM-DD or dd/mm/yyyy (default: today).")
 @rules_option
 @click.option("--target-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Target amount, counting stage and programme window (TOML/YAML).")

@@ -19,10 +19,10 @@ def opportunities_group() -> None:
 
 
 @opportunities_group.command("list")
-@click.option("--open-on", "open_on", metavar="DATE", help="Only those open on this date (YYYY-MM-DD).")
+@click.option("--open-on", "open_on", metavar="DATE", help="Only those open on this date (YYYY-MM-DD or dd/mm/yyyy).")
 @click.option("--status", type=click.Choice(["planned", "open", "closed", "cancelled", "awarded"]))
 @click.option("--cluster", help="Only those located in this cluster.")
-@click.option("--limit", type=int, default=None, help="Show at most N.")
+@click.option("--limit", type=click.IntRange(1, 10**9), default=None, help="Show at most N.")
 @json_option
 @pass_app
 @handle_errors
@@ -34,7 +34,7 @@ def list_cmd(app: AppContext, open_on: str | None, status: str | None, cluster: 
     Example:
         broker opportunities list --open-on 2020-04-16 --json
     """
-    window = _day_window(open_on) if open_on else None
+    window = _day_window(open_on) if open_on is not None else None
     with app.sessions()() as session:
         rows = list_opportunities(session, open_on=window, status=status, cluster=cluster, limit=limit)
         data = [opportunity_json(r, full=False) for r in rows]
