@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -61,11 +62,23 @@ def fail(exc: Exception) -> None:
     """Print ``exc`` as one ``Error: ...`` line on stderr and exit with its code (never a traceback)."""
     if isinstance(exc, _CLICK_ENDINGS) or (debugging() and not isinstance(exc, BrokerError)):
         raise exc
+    if isinstance(exc, BrokenPipeError):  # `broker ... | head`: the reader has all it wanted
+        if _has_fd(sys.stdout):  # so the interpreter's final flush does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # 128 + SIGPIPE, as a shell reports it
     ctx = click.get_current_context(silent=True)
     app = ctx.find_object(AppContext) if ctx is not None else None
     message, code = describe(exc, database_url(app.db_url) if app is not None else None)
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+def _has_fd(stream: Any) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
 
 
 def handle_errors(fn: F) -> F:

@@ -14,7 +14,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from broker.errors import BrokerError
+from broker.locking import LockBusy
 from broker.store.engine import DB_HINT
+
+EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: try again later
 
 
 def debugging() -> bool:
@@ -96,6 +99,10 @@ def _network(exc: BaseException) -> str | None:
 
 def describe(exc: BaseException, db_url: str | None) -> tuple[str, int]:
     """One line (without the ``Error:`` prefix) and the exit code for ``exc``."""
+    if isinstance(exc, LockBusy):
+        # Its own exit code (EX_TEMPFAIL), so cron can tell "skipped" from "failed".
+        return (f"skipped: another broker run holds the lock on {shown_url(db_url)} and is still running; "
+                "wait for it to finish, or run again with --wait SECONDS", EXIT_LOCKED)
     if isinstance(exc, BrokerError):
         return str(exc), exc.exit_code
     message = _database(exc, db_url) or _network(exc)

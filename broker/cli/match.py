@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 import click
 
@@ -16,6 +18,7 @@ from broker.cli.common import (
     rules_option,
     show_progress,
 )
+from broker.cli.output import emit, output_options, safe
 from broker.errors import BrokerError
 from broker.match.queries import list_matches, show_match
 from broker.match.rulesdir import RulesLocation
@@ -77,29 +80,35 @@ def matches_group() -> None:
     """Read matches: ranked, with reasons."""
 
 
+MATCH_COLUMNS = ("party_id", "party_type", "rank", "score", "opportunity_id", "title", "run_id", "reasons")
+
+
 @matches_group.command("list")
 @click.option("--run", "run_id", help="Matches decided in this run (default: the current matches).")
 @click.option("--party", "party_id", help="Only this VCSE or consortium.")
 @click.option("--opportunity", "opportunity_id", help="Only this opportunity.")
 @click.option("--limit", type=click.IntRange(1, 10**9), default=None)
-@json_option
+@output_options
 @pass_app
 @handle_errors
 def list_cmd(app: AppContext, run_id: str | None, party_id: str | None, opportunity_id: str | None,
-             limit: int | None, as_json: bool) -> None:
-    """List matches, ranked within each party, with their top reasons."""
+             limit: int | None, output: str) -> None:
+    """List matches, ranked within each party, with their top reasons (ids in full, as `matches show` takes them)."""
     with app.sessions()() as session:
         rows = list_matches(session, run_id=run_id, party_id=party_id, opportunity_id=opportunity_id, limit=limit)
-    if as_json:
-        echo_json(rows)
-        return
+    emit(rows, output, MATCH_COLUMNS, _print_matches)
+
+
+def _print_matches(rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         click.echo("No matches.")
+        return
+    click.echo(f"{'party id':30} {'rank':4} {'score':>5}  opportunity id / title / reasons")
     for r in rows:
-        click.echo(f"{r['party_id'][:30]:30} #{r['rank']:<3} {r['score']:3}  {r['opportunity_id'][:40]:40} "
-                   f"{r['title'][:60]}")
+        click.echo(f"{safe(r['party_id']):30} #{r['rank']:<3} {r['score']:5}  {safe(r['opportunity_id'])}")
+        click.echo(f"{'':43}{safe(r['title'])[:80]}")
         for reason in r["reasons"]:
-            click.echo(f"{'':36}- {reason}")
+            click.echo(f"{'':43}- {safe(reason)}")
     click.echo(f"{len(rows)} matches.")
 
 
@@ -117,15 +126,16 @@ def show_cmd(app: AppContext, opportunity_id: str, party_id: str, run_id: str | 
     if as_json:
         echo_json(data)
         return
-    click.echo(f"{data['title']}\n{data['opportunity_id']} -> {data['party_id']} ({data['party_type']})")
+    click.echo(f"{safe(data['title'])}\n{safe(data['opportunity_id'])} -> {safe(data['party_id'])} "
+               f"({data['party_type']})")
     click.echo(f"run {data['run_id']}: {data['outcome']}, score {data['score']}, rank {data['rank']}")
     for label in data["levels"].values():
-        click.echo(f"  {label}")
+        click.echo(f"  {safe(label)}")
     click.echo("Rules that fired:")
     for f in data["firings"]:
         points = f" ({f['points']:+d})" if f["effect"] == "score" else f" [{f['effect']}]"
-        click.echo(f"  {f['rule_id']}{points}: {f['reason']}")
-    click.echo("Features: " + ", ".join(f"{k}={v}" for k, v in data["features"].items()))
+        click.echo(f"  {safe(f['rule_id'])}{points}: {safe(f['reason'])}")
+    click.echo("Features: " + ", ".join(f"{k}={safe(v)}" for k, v in data["features"].items()))
 
 
 def register(cli: click.Group) -> None:

@@ -54,6 +54,7 @@ def _kill_hook():  # type: ignore[no-untyped-def]
               help="If another run holds the lock, wait this many seconds before giving up.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the log here (default: OUTBOX/nightly.log).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing when all went well (for cron: mail only on trouble).")
 @smtp_options(required=False)
 @json_option
 @pass_app
@@ -61,10 +62,11 @@ def _kill_hook():  # type: ignore[no-untyped-def]
 def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | None, rules_dir: RulesLocation,
                 target_config: str | None, sender: str, wait_seconds: float, log_file: Path | None,
                 smtp_server: str | None, smtp_user: str | None, password_env: str | None, starttls: bool,
-                use_ssl: bool, as_json: bool) -> None:
+                use_ssl: bool, quiet: bool, as_json: bool) -> None:
     """Ingest the inbox, match, update the target ledger, write digests (and send them), write the report.
 
-    Exit codes: 0 ok, 1 failed (or digests still pending delivery), 4 done but some input was quarantined.
+    Exit codes: 0 ok, 1 failed (or digests still pending delivery), 4 done but some input was quarantined,
+    75 skipped: another run holds the lock (try again later).
 
     \b
     Example (crontab, every night at 02:30):
@@ -88,6 +90,8 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
         handler.close()
     if as_json:
         echo_json({**vars(summary), "exit_code": summary.exit_code})
+    elif quiet and summary.exit_code == 0:
+        pass
     else:
         click.echo(summary.line())
         for problem in summary.problems[:10]:
