@@ -146,7 +146,7 @@ def explain_cmd(app: AppContext, run_id: str | None, opportunity_id: str, party_
 
 @audit_group.command("export")
 @click.argument("run_id")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"], case_sensitive=False), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (required for csv, which also writes NAME.manifest.json beside it); "
                    "jsonl goes to standard output without it.")

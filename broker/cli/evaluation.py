@@ -14,7 +14,7 @@ from broker.match.rulesdir import RulesLocation
 @click.command("eval")
 @click.option("--labelled", "folder", default="fixtures/labelled", show_default=True,
               type=click.Path(file_okay=False, exists=True), help="The labelled set.")
-@click.option("--split", type=click.Choice(["test", "tune", "all"]), default="test", show_default=True,
+@click.option("--split", type=click.Choice(["test", "tune", "all"], case_sensitive=False), default="test", show_default=True,
               help="Report on the held-out test profiles (tune weights on `tune` only).")
 @rules_option
 @click.option("--per-profile", is_flag=True, help="Also show each profile's figures.")

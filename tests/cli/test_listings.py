@@ -125,3 +125,16 @@ def test_ingest_exits_4_on_quarantine_like_nightly(run, tmp_path):
     broken.write_text(HEADER + "x1,Buyer,other,Title,,lots,,2026-01-12,,,,,yes,,\n", encoding="utf-8")
     result = run("ingest", str(broken))
     assert result.exit_code == 4, result.output
+
+
+def test_every_choice_option_ignores_case():
+    import click
+    from test_cli_fuzz import COMMANDS
+
+    choices = [(path, p.name) for path, command in COMMANDS for p in command.params
+               if isinstance(p.type, click.Choice)]
+    assert ("outcome record", "stage") in choices
+    for path, command in COMMANDS:
+        for p in command.params:
+            if isinstance(p.type, click.Choice):
+                assert p.type.case_sensitive is False, (path, p.name)
