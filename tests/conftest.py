@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
-from testpaths import FIXTURES, ROOT  # noqa: F401  (re-exported for tests)
+from testpaths import FIXTURES, ROOT, refuse_outside_data  # noqa: F401  (re-exported for tests)
 
 from broker.cli import cli
 from broker.store.engine import make_engine, session_factory, upgrade
@@ -22,23 +22,9 @@ from broker.store.models import Base
 
 PG_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
 
-# The repository stands alone: a clone has no "shared" folder beside it, so no test may read one. Checked on
-# every file open and directory listing in the test process (an audit hook), not only by searching the
-# source, so a path built at run time is caught too.
-OUTSIDE_DATA = tuple(f"{base / 'shared'}{os.sep}" for base in (ROOT.parent, ROOT.parent.parent))
-
-
-def _refuse_outside_data(event: str, args: tuple) -> None:
-    if event not in ("open", "os.listdir", "os.scandir") or not args:
-        return
-    target = args[0]
-    if isinstance(target, (str, os.PathLike)):
-        path = os.path.abspath(os.fspath(target))
-        if isinstance(path, str) and (path + os.sep).startswith(OUTSIDE_DATA):
-            raise PermissionError(f"{path}: tests must use fixtures/, not a folder beside the checkout")
-
-
-sys.addaudithook(_refuse_outside_data)
+# The repository stands alone: every file open and directory listing in the test process is checked by an
+# audit hook (testpaths.refuse_outside_data), so a path built at run time is caught too.
+sys.addaudithook(refuse_outside_data)
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import OUTSIDE_DATA
-from testpaths import REAL_FILES, ROOT
+from testpaths import OUTSIDE_DATA, REAL_FILES, ROOT
 
 
 def test_a_read_beside_the_checkout_is_refused():

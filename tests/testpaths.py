@@ -9,6 +9,7 @@ the provenance of each is in ``fixtures/opportunities/PROVENANCE.md`` and ``fixt
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,3 +42,18 @@ OCDS_FILES = sorted(name for name in REAL_FILES if name.endswith(".json"))
 def real_file(name: str) -> Path:
     """The fixture copy of the real file published as ``name`` (KeyError if the tests have none)."""
     return REAL_FILES[name]
+
+
+# A clone has no "shared" folder beside it (nor beside the folder holding it), so no test may read one.
+OUTSIDE_DATA = tuple(f"{base / 'shared'}{os.sep}" for base in (ROOT.parent, ROOT.parent.parent))
+
+
+def refuse_outside_data(event: str, args: tuple) -> None:
+    """An audit hook (conftest installs it): opening or listing anything under :data:`OUTSIDE_DATA` fails."""
+    if event not in ("open", "os.listdir", "os.scandir") or not args:
+        return
+    target = args[0]
+    if isinstance(target, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(target))
+        if isinstance(path, str) and (path + os.sep).startswith(OUTSIDE_DATA):
+            raise PermissionError(f"{path}: tests must use fixtures/, not a folder beside the checkout")
