@@ -93,3 +93,12 @@ def test_an_independent_spreadsheet_goes_in_whole(run, session, tmp_path):
     assert (got["wm-c"].cluster, got["wm-c"].cluster_derived, got["wm-c"].employees) == ("Ward End", True, None)
     assert got["wm-c"].service_areas == ["Birmingham"]
     assert got["wm-d"].cluster == "Perry Barr" and got["wm-d"].postcode is None
+
+
+def test_a_county_in_service_areas_is_its_districts_and_unknown_names_are_left_out():
+    rec, check = parse_vcse_row("v.csv", 2, row(service_areas="Coventry;Warwickshire;Atlantis"))
+    assert rec is not None and check.errors == []
+    assert rec["service_areas"][0] == "Coventry" and "Warwick" in rec["service_areas"]
+    assert "Atlantis" not in rec["service_areas"]
+    assert "not a local authority, county, region or 'National': Atlantis; left out; kept Coventry" in str(
+        check.warnings[0])

@@ -199,23 +199,31 @@ def parse_cluster(text: str) -> str:
 
 def parse_service_areas(text: str) -> list[str]:
     """Authorities, regions (``West Midlands``) or ``National``, canonicalised; unknown names are errors."""
+    out, unknown = read_service_areas(text)
+    if unknown:
+        raise ValueError(f"not a local authority, region or 'National': {', '.join(unknown)}")
+    return out
+
+
+def read_service_areas(text: str) -> tuple[list[str], list[str]]:
+    """(the areas understood, the names not understood). A two-tier county ("Warwickshire") is its districts."""
     out: list[str] = []
     unknown: list[str] = []
     for item in split_list(text):
         region = geography.region(item)
         if region is not None and region.kind == "nationwide":
-            name: str | None = NATIONAL
+            names = [NATIONAL]
         elif region is not None:
-            name = region.name
+            names = [region.name]
         else:
-            name = geography.canonical_local_authority(item)
-        if name is None:
+            authority = geography.canonical_local_authority(item)
+            key = geography.name_key(item.removesuffix(" County Council").removesuffix(" County"))
+            names = [authority] if authority else sorted(
+                a.name for a in geography.authorities() if a.county and geography.name_key(a.county) == key)
+        if not names:
             unknown.append(item)
-        elif name not in out:
-            out.append(name)
-    if unknown:
-        raise ValueError(f"not a local authority, region or 'National': {', '.join(unknown)}")
-    return out
+        out.extend(n for n in names if n not in out)
+    return out, unknown
 
 
 def parse_cpv(text: str) -> list[str]:
@@ -254,7 +262,7 @@ def parse_vcse_row(file: str, number: int, row: dict[str, str]) -> tuple[dict[st
         "company_number": check.field("company_number", parse_company_number),
         "local_authority": check.field("local_authority", parse_local_authority, required=True),
         "postcode": check.field("postcode", parse_postcode),
-        "service_areas": check.field("service_areas", parse_service_areas),
+        "service_areas": _service_areas(check),
         "capabilities": check.field("capabilities", parse_capabilities, required=True),
         "keywords": split_list(check.raw("keywords")),
         "exclude_keywords": split_list(check.raw("exclude_keywords")),
@@ -276,6 +284,16 @@ def parse_vcse_row(file: str, number: int, row: dict[str, str]) -> tuple[dict[st
     rec["cluster"] = named_cluster or geography.cluster_for(rec["local_authority"], rec["postcode"])
     rec["cluster_derived"] = named_cluster is None
     return rec, check
+
+
+def _service_areas(check: RowCheck) -> list[str] | None:
+    """The areas understood; names that are not are left out with a warning (the others are kept)."""
+    areas, unknown = read_service_areas(check.raw("service_areas"))
+    if unknown:
+        kept = f"; kept {', '.join(areas)}" if areas else "; the VCSE's own authority is used"
+        check.warn("service_areas", f"not a local authority, county, region or 'National': {', '.join(unknown)}; "
+                                    f"left out{kept}")
+    return areas or None
 
 
 def _cluster(check: RowCheck) -> str | None:

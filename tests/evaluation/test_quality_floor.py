@@ -2,6 +2,12 @@
 
 Measured (broker eval --split test, commit of issue 3): matcher nDCG@10 0.435, noise@10 0.296; keyword
 alert nDCG@10 0.250, noise@10 0.782. The floors leave room for small, deliberate trade-offs only.
+
+Re-measured when the directory import stopped refusing rows for a bad optional field: two test profiles
+(L22, L26: "Warwickshire" in service_areas) had been silently dropped before, so they showed nothing and
+counted as noise 0. Now they are imported (Warwickshire read as its districts) and each shows one ungraded
+notice: matcher nDCG@10 0.435 (unchanged), noise@10 0.421; keyword alert noise@10 0.907. The noise ceiling
+follows the honest figure; the matcher must still beat the keyword alert on both.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from testpaths import FIXTURES, ROOT
 from broker.evaluation.labelled import evaluate
 
 NDCG_FLOOR = 0.40
-NOISE_CEILING = 0.35
+NOISE_CEILING = 0.45
 
 
 def test_matcher_beats_keyword_alert_and_holds_its_floor(tmp_path):
