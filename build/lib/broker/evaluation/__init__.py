@@ -1,1 +1,0 @@
-"""Measuring matching quality on the labelled set (fixtures/labelled)."""

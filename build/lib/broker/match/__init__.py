@@ -1,1 +1,0 @@
-"""Matching: candidates (blocking), features (rapidfuzz), rules (durable-rules), consortia, the run."""

@@ -1,1 +1,0 @@
-"""Source readers: one per input format, plus format detection. Each yields :class:`SourceItem`s."""
