@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from broker.digest import DigestSettings, SmtpSettings, build_digests, deliver
 from broker.ingest import ingest_file
 from broker.locking import exclusive
+from broker.match.rulesdir import RulesLocation
 from broker.match.service import run_match
 from broker.target.config import TargetConfig
 from broker.target.ledger import reconcile_values, record_introduced, record_matches
@@ -40,7 +41,7 @@ class NightlyOptions:
     as_of: date
     inbox: Path | None
     outbox: Path
-    rules_dir: Path
+    rules_dir: RulesLocation | Path | None  # None: the rules shipped with broker
     report: Path | None = None
     smtp: SmtpSettings | None = None
     digest: DigestSettings = field(default_factory=DigestSettings)

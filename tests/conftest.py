@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +14,17 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
-from testpaths import FIXTURES, ROOT, SHARED, SHARED_DATA  # noqa: F401  (re-exported for tests)
+from testpaths import FIXTURES, ROOT, refuse_outside_data  # noqa: F401  (re-exported for tests)
 
 from broker.cli import cli
 from broker.store.engine import make_engine, session_factory, upgrade
 from broker.store.models import Base
 
 PG_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
+
+# The repository stands alone: every file open and directory listing in the test process is checked by an
+# audit hook (testpaths.refuse_outside_data), so a path built at run time is caught too.
+sys.addaudithook(refuse_outside_data)
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

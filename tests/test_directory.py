@@ -126,8 +126,12 @@ def test_bad_rows_are_reported_with_row_and_field_and_good_rows_kept(run, sessio
                      f"{path}, row 7, field max_contract_value_gbp:", f"{path}, row 7, field contact_email:",
                      f"{path}, row 8, field cluster:", f"{path}, row 8, field capabilities: required"):
         assert expected in err, expected
-    assert "7 rows: 2 new, 0 updated, 0 unchanged, 5 errors" in result.stdout
-    assert sorted(session.scalars(select(Vcse.id))) == ["ok-1", "ok-2"]
+    # Rows whose only problems are in optional fields are kept without those fields (and said so).
+    assert f"Warning: {path}, row 3, field postcode: 'B99 ZZZ' is not a full UK postcode; left out" in err
+    assert "7 rows: 4 new, 0 updated, 0 unchanged, 3 errors" in result.stdout
+    assert sorted(session.scalars(select(Vcse.id))) == ["bad-money", "bad-pc", "ok-1", "ok-2"]
+    assert session.get(Vcse, "bad-pc").postcode is None
+    assert session.get(Vcse, "bad-money").max_contract_value_pence is None
     second = session.get(Vcse, "ok-2")
     assert (second.annual_turnover_pence, second.cluster, second.cluster_derived) == (125050, "Perry Barr", False)
 
@@ -202,7 +206,7 @@ def test_consortium_derivations(run, session):
 
 
 def test_consortium_errors(run, session, tmp_path):
-    vcses = write_vcses(tmp_path / "vcses.csv", [row(id="a"), row(id="b"), row(id="broken", postcode="nope")])
+    vcses = write_vcses(tmp_path / "vcses.csv", [row(id="a"), row(id="b"), row(id="broken", digest_opt_in="nope")])
     consortia = tmp_path / "consortia.csv"
     consortia.write_text(
         "id,name,lead_id,member_ids,capabilities,max_contract_value_gbp\n"

@@ -96,10 +96,12 @@ def _row(**values):
 
 
 def test_vcse_row_is_normalised():
+    # A problem in optional fields is a warning: the fields are left out, the VCSE kept.
     rec, check = parse_vcse_row("v.csv", 2, _row(min_contract_value_gbp="10", max_contract_value_gbp="5"))
-    assert rec is None
-    assert [str(e) for e in check.errors] == ["v.csv, row 2, field min_contract_value_gbp: is more than "
-                                             "max_contract_value_gbp"]
+    assert check.errors == []
+    assert (rec["min_contract_value_pence"], rec["max_contract_value_pence"]) == (None, None)
+    assert [str(e) for e in check.warnings] == ["v.csv, row 2, field min_contract_value_gbp: is more than "
+                                               "max_contract_value_gbp; both left out (the row is kept without them)"]
     rec, check = parse_vcse_row("v.csv", 2, _row())
     assert check.errors == [] and check.warnings == []
     assert rec["local_authority"] == "Birmingham" and rec["postcode"] == "B8 1QE"

@@ -1,7 +1,8 @@
 """The ``broker`` command line: a thin layer over the core. Only this package imports click.
 
 Every command opens the database given by ``--db`` (or ``BROKER_DB``), calls the core, and turns
-``BrokerError`` into a message and an exit code (0 ok, 1 domain error, 2 usage, 3 replay differs).
+``BrokerError`` into a message and an exit code (0 ok, 1 domain error, 2 usage, 3 replay differs). Database,
+file and network failures are one line too (broker/cli/failures.py); never a traceback.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import sys
 import click
 
 from broker import __version__
-from broker.cli.common import AppContext, register_commands
+from broker.cli.common import AppContext, BrokerGroup, register_commands
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BrokerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="broker")
 @click.option("--db", "db_url", envvar="BROKER_DB", default=None, metavar="URL",
-              help="SQLAlchemy database URL (default: sqlite:///broker.db). Env: BROKER_DB.")
+              help="SQLite file path or SQLAlchemy URL (default: broker.db). Env: BROKER_DB.")
 @click.pass_context
 def cli(ctx: click.Context, db_url: str | None) -> None:
     """Procurement brokerage matcher: ingest opportunities, match them to VCSEs, count brokered value.

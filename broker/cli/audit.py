@@ -18,6 +18,7 @@ from broker.audit.verify import ChainBroken, verify_chain
 from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, show_progress
 from broker.errors import BrokerError
 from broker.normalise.dates import parse_business_date
+from broker.store.known import require_known_pair
 from broker.store.models import MatchRun
 
 
@@ -119,6 +120,7 @@ def explain_cmd(app: AppContext, run_id: str | None, opportunity_id: str, party_
         broker audit explain --run run-000001 ocds-b5fd17-0123 wm-0003
     """
     with app.sessions()() as session:
+        require_known_pair(session, opportunity_id, party_id)
         data = explain_pair(session, run_id, opportunity_id, party_id)
     if as_json:
         echo_json(data)
@@ -146,7 +148,7 @@ def explain_cmd(app: AppContext, run_id: str | None, opportunity_id: str, party_
 
 @audit_group.command("export")
 @click.argument("run_id")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"], case_sensitive=False), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (required for csv, which also writes NAME.manifest.json beside it); "
                    "jsonl goes to standard output without it.")

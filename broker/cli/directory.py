@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app
+from broker.cli.output import emit, output_options, safe, table
 from broker.directory import import_directory, list_directory, show_entry
 from broker.directory.importer import FileSummary
 
@@ -58,14 +59,18 @@ def _summary_line(s: FileSummary) -> str:
             f"{s.errors} errors")
 
 
+DIRECTORY_COLUMNS = ("kind", "id", "name", "legal_form", "cluster", "local_authority", "lead_id", "member_ids",
+                     "max_contract_value_pence", "digest_opt_in")
+
+
 @directory_group.command("list")
 @click.option("--cluster", default=None, help="Only this cluster's VCSEs (and consortia with a member in it).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N of each.")
-@json_option
+@click.option("--limit", type=click.IntRange(1, 10**9), default=None, help="Show at most N of each.")
+@output_options
 @pass_app
 @handle_errors
-def list_cmd(app: AppContext, cluster: str | None, limit: int | None, as_json: bool) -> None:
-    """List VCSEs and consortia, by id.
+def list_cmd(app: AppContext, cluster: str | None, limit: int | None, output: str) -> None:
+    """List VCSEs and consortia, by id (``--json`` gives both lists and their totals in one document).
 
     \b
     Example:
@@ -73,17 +78,24 @@ def list_cmd(app: AppContext, cluster: str | None, limit: int | None, as_json: b
     """
     with app.sessions()() as session:
         data = list_directory(session, cluster=cluster, limit=limit)
-    if as_json:
+    if output == "json":
         echo_json(data)
         return
+    rows = ([{"kind": "vcse", **v} for v in data["vcses"]] +
+            [{"kind": "consortium", **c} for c in data["consortia"]])
+    emit(rows, output, DIRECTORY_COLUMNS, lambda _: _print_directory(data))
+
+
+def _print_directory(data: dict[str, Any]) -> None:
     click.echo(f"VCSEs: {len(data['vcses'])} of {data['total_vcses']}")
-    _table(["id", "name", "form", "cluster", "authority", "max value", "digest"],
-           [[v["id"], v["name"], v["legal_form"] or "", v["cluster"] or "", v["local_authority"],
-             _money(v["max_contract_value_pence"]), "yes" if v["digest_opt_in"] else "no"] for v in data["vcses"]])
+    table(["id", "name", "form", "cluster", "authority", "max value", "digest"],
+          [[v["id"], v["name"], v["legal_form"] or "", v["cluster"] or "", v["local_authority"],
+            _money(v["max_contract_value_pence"]), "yes" if v["digest_opt_in"] else "no"] for v in data["vcses"]],
+          cut=36)
     click.echo(f"\nConsortia: {len(data['consortia'])} of {data['total_consortia']}")
-    _table(["id", "name", "lead", "members", "max value"],
-           [[c["id"], c["name"], c["lead_id"], str(len(c["member_ids"])), _money(c["max_contract_value_pence"])]
-            for c in data["consortia"]])
+    table(["id", "name", "lead id", "members", "max value"],
+          [[c["id"], c["name"], c["lead_id"], str(len(c["member_ids"])), _money(c["max_contract_value_pence"])]
+           for c in data["consortia"]], cut=36)
 
 
 @directory_group.command("show")
@@ -106,14 +118,14 @@ def show_cmd(app: AppContext, entry_id: str, as_json: bool) -> None:
     skip = {"members", "capabilities", "kind"}
     for key, value in data.items():
         if key not in skip:
-            click.echo(f"{key:26} {_display(key, value)}")
+            click.echo(f"{key:26} {safe(_display(key, value))}")
     click.echo(f"capabilities{' (derived)' if data.get('capabilities_derived') else ''}:")
-    click.echo("  " + str(data["capabilities"]).replace("\n", "\n  "))
+    click.echo("  " + safe(data["capabilities"], one_line=False).replace("\n", "\n  "))
     if data["kind"] == "consortium":
         click.echo("members:")
-        _table(["id", "name", "cluster", "max value"],
-               [[m["id"], m["name"], m["cluster"] or "", _money(m["max_contract_value_pence"])]
-                for m in data["members"]])
+        table(["id", "name", "cluster", "max value"],
+              [[m["id"], m["name"], m["cluster"] or "", _money(m["max_contract_value_pence"])]
+               for m in data["members"]], cut=36)
 
 
 def _display(key: str, value: Any) -> str:
@@ -128,14 +140,6 @@ def _display(key: str, value: Any) -> str:
 
 def _money(pence: int | None) -> str:
     return "-" if pence is None else f"£{pence // 100:,}" + (f".{pence % 100:02d}" if pence % 100 else "")
-
-
-def _table(header: list[str], rows: list[list[str]], width: int = 36) -> None:
-    """A compact left-aligned table; long cells are cut with an ellipsis."""
-    cells = [[c if len(c) <= width else c[: width - 1] + "…" for c in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def register(cli: click.Group) -> None:

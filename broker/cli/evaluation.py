@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from broker.cli.common import echo_json, handle_errors, json_option
+from broker.cli.common import echo_json, handle_errors, json_option, rules_option
 from broker.evaluation.labelled import METHODS, SetEvaluation, evaluate_set
 from broker.evaluation.nights import FeedbackExperiment, run_feedback_experiment
 from broker.evaluation.pooling import pool, write_pool
 from broker.evaluation.sets import SPLITS, load_set
+from broker.match.rulesdir import RulesLocation
 
 DEFAULT_SETS = ("fixtures/labelled", "fixtures/labelled_2")
 NAMES = {"matcher": "matcher", "keyword_alert": "keyword alert", "bm25": "plain BM25"}
@@ -22,7 +23,7 @@ NAMES = {"matcher": "matcher", "keyword_alert": "keyword alert", "bm25": "plain 
               help="A labelled set folder (repeatable; default: fixtures/labelled and fixtures/labelled_2).")
 @click.option("--split", type=click.Choice(["each", "test", "tune", "all"]), default="each", show_default=True,
               help="Which profiles to report on; `each` prints tune and test. Tune on `tune` only.")
-@click.option("--rules", "rules_dir", default="rules", show_default=True, type=click.Path(file_okay=False))
+@rules_option
 @click.option("--per-profile", is_flag=True, help="Also show each profile's figures.")
 @click.option("--feedback-nights", type=click.IntRange(min=2), default=None,
               help="Instead: split the notices into N nights by publication date, feed the labels of what "
@@ -31,7 +32,7 @@ NAMES = {"matcher": "matcher", "keyword_alert": "keyword alert", "bm25": "plain 
               help="Instead: write the pooled (profile, notice) pairs no grade covers yet, to grade them.")
 @json_option
 @handle_errors
-def eval_cmd(folders: tuple[str, ...], split: str, rules_dir: str, per_profile: bool,
+def eval_cmd(folders: tuple[str, ...], split: str, rules_dir: RulesLocation, per_profile: bool,
              feedback_nights: int | None, pool_out: str | None, as_json: bool) -> None:
     """Matcher vs a Contracts-Finder-style keyword alert vs plain BM25 on each labelled set.
 
@@ -43,12 +44,12 @@ def eval_cmd(folders: tuple[str, ...], split: str, rules_dir: str, per_profile: 
     if pool_out:
         if len(sets) != 1:
             raise click.UsageError("--pool-out works on one set: give exactly one --labelled.")
-        pairs = pool(sets[0], rules_dir=Path(rules_dir))
+        pairs = pool(sets[0], rules_dir=rules_dir.path)
         count = write_pool(pairs, Path(pool_out))
         click.echo(f"{count} pooled pairs without a grade written to {pool_out}")
         return
     if feedback_nights:
-        experiments = [run_feedback_experiment(s, nights=feedback_nights, rules_dir=Path(rules_dir)) for s in sets]
+        experiments = [run_feedback_experiment(s, nights=feedback_nights, rules_dir=rules_dir.path) for s in sets]
         if as_json:
             echo_json({"feedback_experiments": [e.as_dict() for e in experiments]})
         else:
@@ -56,7 +57,7 @@ def eval_cmd(folders: tuple[str, ...], split: str, rules_dir: str, per_profile: 
                 _print_feedback(e)
         return
     splits = SPLITS if split == "each" else (split,)
-    results = [evaluate_set(s, rules_dir=Path(rules_dir), splits=splits) for s in sets]
+    results = [evaluate_set(s, rules_dir=rules_dir.path, splits=splits) for s in sets]
     if as_json:
         echo_json({"sets": [_as_json(r, per_profile, {p: s.splits.get(p, "") for p in r.per_profile})
                             for r, s in zip(results, sets, strict=True)]})

@@ -40,6 +40,12 @@ def _print_event(event: FetchEvent) -> None:
         click.echo(event.message, err=True)
 
 
+def _print_wait(event: FetchEvent) -> None:
+    """Off a terminal (cron, a pipe, --json) only the waits: a retry is never a silent minute."""
+    if event.kind == "wait":
+        click.echo(event.message.strip(), err=True)
+
+
 def _summary_text(s: FetchSummary) -> str:
     if s.windows == 0:
         return f"{s.title}: up to date to {iso_utc(s.until)}; nothing fetched. Inbox: {s.inbox}"
@@ -73,7 +79,7 @@ def _run(spec: ServiceSpec, args: dict[str, Any]) -> None:
         window=parse_duration(args["window"]), politeness=politeness, restart=args["restart"],
         overlap=parse_duration(args["overlap"], allow_zero=True))
     as_json = args["as_json"]
-    summary = harvest(spec, options, on_event=_print_event if show_progress() and not as_json else None)
+    summary = harvest(spec, options, on_event=_print_event if show_progress() and not as_json else _print_wait)
     if as_json:
         echo_json(summary.to_json())
     else:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import click
 
 from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, show_progress
+from broker.cli.output import emit, output_options, table
 from broker.ingest import IngestReport, ingest
+from broker.nightly import EXIT_QUARANTINED
 from broker.normalise.dates import iso_utc
 from broker.store.quarantine import list_quarantine
 
@@ -44,7 +48,8 @@ def ingest_cmd(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     """Ingest opportunity files or folders (OCDS, Contracts Finder CSV, private opportunities).
 
     The format of each file is detected from its content. Prints new, updated, unchanged and
-    quarantined counts; exits 1 when anything was quarantined (see `broker quarantine list`).
+    quarantined counts; exits 4 when anything was quarantined (see `broker quarantine list`), as
+    `broker nightly` does.
 
     \b
     Example:
@@ -62,7 +67,7 @@ def ingest_cmd(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
                    "files": [vars(f) for f in report.files]})
     else:
         _print_report(report)
-    sys.exit(0 if report.clean else 1)
+    sys.exit(0 if report.clean else EXIT_QUARANTINED)  # the same code as `broker nightly`
 
 
 def _print_report(report: IngestReport) -> None:
@@ -88,24 +93,25 @@ def quarantine_group() -> None:
 
 
 @quarantine_group.command("list")
-@click.option("--limit", type=int, default=None, help="Show at most N items.")
-@json_option
+@click.option("--limit", type=click.IntRange(1, 10**9), default=None, help="Show at most N items.")
+@output_options
 @pass_app
 @handle_errors
-def quarantine_list(app: AppContext, limit: int | None, as_json: bool) -> None:
+def quarantine_list(app: AppContext, limit: int | None, output: str) -> None:
     """List quarantined records (file, record or row, field, reason)."""
     with app.sessions()() as session:
         items = list_quarantine(session, limit=limit)
         rows = [{"id": q.id, "file": q.file, "locator": q.locator, "field": q.field, "reason": q.reason,
                  "raw": q.raw, "created_at": iso_utc(q.created_at)} for q in items]
-    if as_json:
-        echo_json(rows)
-        return
+    emit(rows, output, ("id", "file", "locator", "field", "reason", "created_at", "raw"), _print_quarantine)
+
+
+def _print_quarantine(rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         click.echo("The quarantine is empty.")
-    for r in rows:
-        parts = [r["file"], r["locator"], f"field {r['field']}" if r["field"] else None]
-        click.echo(f"#{r['id']} " + ", ".join(p for p in parts if p) + f": {r['reason']}")
+        return
+    table(["id", "file", "record", "field", "reason"],
+          [[r["id"], r["file"], r["locator"] or "-", r["field"] or "-", r["reason"]] for r in rows], cut=None)
 
 
 def register(cli: click.Group) -> None:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import date
-from pathlib import Path
+from typing import Any
 
 import click
 
-from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, show_progress
+from broker.cli.common import (
+    AppContext,
+    echo_json,
+    handle_errors,
+    json_option,
+    pass_app,
+    rules_option,
+    show_progress,
+)
+from broker.cli.output import emit, output_options, safe
 from broker.errors import BrokerError
 from broker.match.queries import list_matches, show_match
+from broker.match.rulesdir import RulesLocation
 from broker.match.service import run_match
 from broker.normalise.dates import parse_business_date
-
-DEFAULT_RULES = "rules"
 
 
 def business_date(text: str | None) -> date:
@@ -28,15 +37,14 @@ def business_date(text: str | None) -> date:
 
 
 @click.command("match")
-@click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False),
-              help="Folder of rule files.")
+@click.option("--as-of", "as_of", metavar="DATE", help="Business date, YYYY-MM-DD or dd/mm/yyyy (default: today).")
+@rules_option
 @click.option("--full", is_flag=True, help="Re-match everything, not only what changed since the last run "
               "(a run with other rules or parameters than the last one is always full).")
 @json_option
 @pass_app
 @handle_errors
-def match_cmd(app: AppContext, as_of: str | None, rules_dir: str, full: bool, as_json: bool) -> None:
+def match_cmd(app: AppContext, as_of: str | None, rules_dir: RulesLocation, full: bool, as_json: bool) -> None:
     """Match opportunities with VCSEs and consortia; store the run and every decision.
 
     \b
@@ -53,7 +61,7 @@ def match_cmd(app: AppContext, as_of: str | None, rules_dir: str, full: bool, as
             bar.length = max(bar.length or 0, done)
             bar.update(done - bar.pos)
 
-    summary = run_match(app.sessions(), as_of=day, rules_dir=Path(rules_dir), full=full, progress=progress)
+    summary = run_match(app.sessions(), as_of=day, rules_dir=rules_dir, full=full, progress=progress)
     if bar is not None:
         bar.render_finish()
     if as_json:
@@ -72,29 +80,35 @@ def matches_group() -> None:
     """Read matches: ranked, with reasons."""
 
 
+MATCH_COLUMNS = ("party_id", "party_type", "rank", "score", "opportunity_id", "title", "run_id", "reasons")
+
+
 @matches_group.command("list")
 @click.option("--run", "run_id", help="Matches decided in this run (default: the current matches).")
 @click.option("--party", "party_id", help="Only this VCSE or consortium.")
 @click.option("--opportunity", "opportunity_id", help="Only this opportunity.")
-@click.option("--limit", type=int, default=None)
-@json_option
+@click.option("--limit", type=click.IntRange(1, 10**9), default=None)
+@output_options
 @pass_app
 @handle_errors
 def list_cmd(app: AppContext, run_id: str | None, party_id: str | None, opportunity_id: str | None,
-             limit: int | None, as_json: bool) -> None:
-    """List matches, ranked within each party, with their top reasons."""
+             limit: int | None, output: str) -> None:
+    """List matches, ranked within each party, with their top reasons (ids in full, as `matches show` takes them)."""
     with app.sessions()() as session:
         rows = list_matches(session, run_id=run_id, party_id=party_id, opportunity_id=opportunity_id, limit=limit)
-    if as_json:
-        echo_json(rows)
-        return
+    emit(rows, output, MATCH_COLUMNS, _print_matches)
+
+
+def _print_matches(rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         click.echo("No matches.")
+        return
+    click.echo(f"{'party id':30} {'rank':4} {'score':>5}  opportunity id / title / reasons")
     for r in rows:
-        click.echo(f"{r['party_id'][:30]:30} #{r['rank']:<3} {r['score']:3}  {r['opportunity_id'][:40]:40} "
-                   f"{r['title'][:60]}")
+        click.echo(f"{safe(r['party_id']):30} #{r['rank']:<3} {r['score']:5}  {safe(r['opportunity_id'])}")
+        click.echo(f"{'':43}{safe(r['title'])[:80]}")
         for reason in r["reasons"]:
-            click.echo(f"{'':36}- {reason}")
+            click.echo(f"{'':43}- {safe(reason)}")
     click.echo(f"{len(rows)} matches.")
 
 
@@ -112,15 +126,16 @@ def show_cmd(app: AppContext, opportunity_id: str, party_id: str, run_id: str | 
     if as_json:
         echo_json(data)
         return
-    click.echo(f"{data['title']}\n{data['opportunity_id']} -> {data['party_id']} ({data['party_type']})")
+    click.echo(f"{safe(data['title'])}\n{safe(data['opportunity_id'])} -> {safe(data['party_id'])} "
+               f"({data['party_type']})")
     click.echo(f"run {data['run_id']}: {data['outcome']}, score {data['score']}, rank {data['rank']}")
     for label in data["levels"].values():
-        click.echo(f"  {label}")
+        click.echo(f"  {safe(label)}")
     click.echo("Rules that fired:")
     for f in data["firings"]:
         points = f" ({f['points']:+d})" if f["effect"] == "score" else f" [{f['effect']}]"
-        click.echo(f"  {f['rule_id']}{points}: {f['reason']}")
-    click.echo("Features: " + ", ".join(f"{k}={v}" for k, v in data["features"].items()))
+        click.echo(f"  {safe(f['rule_id'])}{points}: {safe(f['reason'])}")
+    click.echo("Features: " + ", ".join(f"{k}={safe(v)}" for k, v in data["features"].items()))
 
 
 def register(cli: click.Group) -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import click
 
-from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app
+from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, rules_option
 from broker.cli.digest import smtp_options, smtp_settings
-from broker.cli.match import DEFAULT_RULES, business_date
+from broker.cli.match import business_date
 from broker.cli.web import digest_links, link_options
 from broker.digest import DigestSettings
+from broker.match.rulesdir import RulesLocation
 from broker.nightly import NightlyOptions, run_nightly
 from broker.target.config import load_config
 
@@ -40,12 +41,12 @@ def _kill_hook():  # type: ignore[no-untyped-def]
 
 
 @click.command("nightly")
-@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--inbox", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder of new files to ingest; read files move to archive/, unreadable to quarantine/.")
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=Path("outbox"),
               show_default=True, help="Folder for digests (.eml), the report and the log.")
-@click.option("--as-of", "as_of", metavar="DATE", help="Business date YYYY-MM-DD (default: today).")
-@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False))
+@click.option("--as-of", "as_of", metavar="DATE", help="Business date, YYYY-MM-DD or dd/mm/yyyy (default: today).")
+@rules_option
 @click.option("--target-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Target amount, counting stage and programme window (TOML/YAML).")
 @click.option("--from", "sender", default="brokerage@example.org", envvar="BROKER_DIGEST_FROM", show_default=True,
@@ -54,18 +55,20 @@ def _kill_hook():  # type: ignore[no-untyped-def]
               help="If another run holds the lock, wait this many seconds before giving up.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append the log here (default: OUTBOX/nightly.log).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing when all went well (for cron: mail only on trouble).")
 @smtp_options(required=False)
 @link_options
 @json_option
 @pass_app
 @handle_errors
-def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | None, rules_dir: str,
+def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | None, rules_dir: RulesLocation,
                 target_config: str | None, sender: str, wait_seconds: float, log_file: Path | None,
                 smtp_server: str | None, smtp_user: str | None, password_env: str | None, starttls: bool,
-                use_ssl: bool, base_url: str | None, link_days: int, as_json: bool) -> None:
+                use_ssl: bool, quiet: bool, base_url: str | None, link_days: int, as_json: bool) -> None:
     """Ingest the inbox, match, update the target ledger, write digests (and send them), write the report.
 
-    Exit codes: 0 ok, 1 failed (or digests still pending delivery), 4 done but some input was quarantined.
+    Exit codes: 0 ok, 1 failed (or digests still pending delivery), 4 done but some input was quarantined,
+    75 skipped: another run holds the lock (try again later).
 
     \b
     Example (crontab, every night at 02:30):
@@ -79,7 +82,7 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
     logging.getLogger("broker").setLevel(logging.INFO)
     try:
         options = NightlyOptions(
-            as_of=day, inbox=inbox, outbox=outbox, rules_dir=Path(rules_dir), report=outbox / "report.html",
+            as_of=day, inbox=inbox, outbox=outbox, rules_dir=rules_dir, report=outbox / "report.html",
             smtp=smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl) if smtp_server else None,
             digest=DigestSettings(sender_address=sender, links=digest_links(base_url, link_days)),
             target=load_config(target_config),
@@ -90,6 +93,8 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
         handler.close()
     if as_json:
         echo_json({**vars(summary), "exit_code": summary.exit_code})
+    elif quiet and summary.exit_code == 0:
+        pass
     else:
         click.echo(summary.line())
         for problem in summary.problems[:10]:

@@ -9,6 +9,7 @@ import click
 
 from broker.cli.common import echo_json, handle_errors, json_option
 from broker.match.rulefiles import check_rules, load_rules
+from broker.match.rulesdir import rules_location
 
 
 @click.group("rules")
@@ -17,11 +18,11 @@ def rules_group() -> None:
 
 
 @rules_group.command("check")
-@click.argument("directory", default="rules", type=click.Path(path_type=Path))
+@click.argument("directory", required=False, default=None, type=click.Path(path_type=Path))
 @json_option
 @handle_errors
-def check_cmd(directory: Path, as_json: bool) -> None:
-    """Check every rule file in DIRECTORY (default: rules/) against the fact vocabulary.
+def check_cmd(directory: Path | None, as_json: bool) -> None:
+    """Check every rule file in DIRECTORY (default: the rules shipped with broker) against the fact vocabulary.
 
     Prints each problem as FILE:LINE: rule ID: message and exits with status 1 if there is any.
 
@@ -29,6 +30,7 @@ def check_cmd(directory: Path, as_json: bool) -> None:
     Example:
         broker rules check rules/
     """
+    directory = directory if directory is not None else rules_location(None).path
     problems = check_rules(directory)
     if problems:
         if as_json:

@@ -147,7 +147,7 @@ def outcome_group() -> None:
 @outcome_group.command("record")
 @click.argument("opportunity_id")
 @click.argument("party_id")
-@click.option("--stage", required=True, type=click.Choice(STAGES), help="The stage reached.")
+@click.option("--stage", required=True, type=click.Choice(STAGES, case_sensitive=False), help="The stage reached.")
 @click.option("--value", "value_gbp", metavar="GBP", help="With --stage won: the awarded (call-off) value in £.")
 @click.option("--note", help="Free text kept with the entry.")
 @click.option("--date", "when", metavar="DATE", help="When it happened, YYYY-MM-DD (default: today).")

@@ -105,9 +105,11 @@ class _Lookup:
                 .order_by(ConsortiumMember.position, ConsortiumMember.vcse_id)))
             name = row.name if row is not None else match.party_id
         else:
-            member_ids, name = [], f"({match.party_id})"
+            # A suggestion has only an internal id: the VCSE reads it as the names of its members.
+            member_ids, name = [], ""
         member_ids = member_ids or [_member_id(m) for m in match.members or []]
-        return Via(match.party_type, name, tuple(self.vcse_name(m) for m in member_ids if m))
+        members = tuple(self.vcse_name(m) for m in member_ids if m)
+        return Via(match.party_type, name or ", ".join(members), members)
 
 
 def _member_id(member: Any) -> str:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from broker.directory.clusters import read_cluster
 from broker.errors import InputError
 from broker.normalise import geography
 from broker.normalise.cpv import catalogue
@@ -31,7 +32,14 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Loose on purpose: one address, no spaces or header-injection characters, a dotted domain.
 _EMAIL = re.compile(r"^[^@\s<>,;:\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
-_COMPANY = re.compile(r"^(?:[A-Z]{2}\d{6}|\d{8})$")
+# Companies House: 8 digits, or a 2-letter register prefix and 6 digits (SC, NI, OC... and the societies'
+# IP, SP, RS, NP...), or R and 7 digits (old Northern Ireland numbers).
+_COMPANY = re.compile(r"^(?:[A-Z]{2}\d{6}|\d{8}|R\d{7})$")
+# The FCA mutuals register (co-operative and community benefit societies): digits then R, "IP" before
+# the digits in older entries ("12345R", "IP29007R").
+_FCA_SOCIETY = re.compile(r"^(?:IP)?\d{1,6}R$")
+_SOCIETY_FORMS = frozenset({"CBS", "Co-operative"})
+_COMPANY_FORMS = frozenset({"CIC", "CLG", "Charitable company"})
 _CHARITY = re.compile(r"^(?:[A-Z]{1,3})?\d{5,8}(?:-\d{1,2})?$")
 _CPV_SPLIT = re.compile(r"[;,\s]+")
 _TRUE = frozenset({"yes", "y", "true", "1"})
@@ -68,7 +76,11 @@ class RowCheck:
         self.warnings.append(InputError(reason, file=self.file, locator=self.locator, field=column))
 
     def field(self, column: str, parse: Callable[[str], Any], *, required: bool = False) -> Any:
-        """Parse a cell; blank is ``None`` (an error when required); ``ValueError`` becomes a row error."""
+        """Parse a cell; blank is ``None`` (an error when required).
+
+        A ``ValueError`` refuses the row when the field is required; in an optional field it is a warning
+        and the field is dropped, so one mistyped number never takes a VCSE out of matching.
+        """
         text = self.raw(column)
         if not text:
             if required:
@@ -77,7 +89,10 @@ class RowCheck:
         try:
             return parse(text)
         except ValueError as exc:
-            self.error(column, str(exc))
+            if required:
+                self.error(column, str(exc))
+            else:
+                self.warn(column, f"{exc}; left out (the row is kept without it)")
             return None
 
 
@@ -143,12 +158,13 @@ def parse_postcode(text: str) -> str:
 
 
 def parse_company_number(text: str) -> str:
-    """Companies House number; spreadsheets drop leading zeros, so 7 digits or fewer are padded."""
+    """Companies House or FCA society number; spreadsheets drop leading zeros, so short digit runs are padded."""
     value = text.replace(" ", "").upper()
     if value.isdigit():
         value = value.rjust(8, "0")
-    if not _COMPANY.match(value):
-        raise ValueError(f"{text[:20]!r} is not a Companies House number (8 digits, or 2 letters and 6 digits)")
+    if not (_COMPANY.match(value) or _FCA_SOCIETY.match(value)):
+        raise ValueError(f"{text[:20]!r} is not a Companies House number (8 digits, or 2 letters and 6 digits "
+                         "such as RS001234) nor an FCA society number (such as 12345R)")
     return value
 
 
@@ -173,6 +189,7 @@ def parse_local_authority(text: str) -> str:
 
 
 def parse_cluster(text: str) -> str:
+    """A configured cluster's exact name (no aliases or fuzzy reading: see ``clusters.read_cluster``)."""
     name = geography.canonical_cluster(text)
     if name is None:
         raise ValueError(f"{text[:60]!r} is not a configured cluster (configured: "
@@ -182,23 +199,31 @@ def parse_cluster(text: str) -> str:
 
 def parse_service_areas(text: str) -> list[str]:
     """Authorities, regions (``West Midlands``) or ``National``, canonicalised; unknown names are errors."""
+    out, unknown = read_service_areas(text)
+    if unknown:
+        raise ValueError(f"not a local authority, region or 'National': {', '.join(unknown)}")
+    return out
+
+
+def read_service_areas(text: str) -> tuple[list[str], list[str]]:
+    """(the areas understood, the names not understood). A two-tier county ("Warwickshire") is its districts."""
     out: list[str] = []
     unknown: list[str] = []
     for item in split_list(text):
         region = geography.region(item)
         if region is not None and region.kind == "nationwide":
-            name: str | None = NATIONAL
+            names = [NATIONAL]
         elif region is not None:
-            name = region.name
+            names = [region.name]
         else:
-            name = geography.canonical_local_authority(item)
-        if name is None:
+            authority = geography.canonical_local_authority(item)
+            key = geography.name_key(item.removesuffix(" County Council").removesuffix(" County"))
+            names = [authority] if authority else sorted(
+                a.name for a in geography.authorities() if a.county and geography.name_key(a.county) == key)
+        if not names:
             unknown.append(item)
-        elif name not in out:
-            out.append(name)
-    if unknown:
-        raise ValueError(f"not a local authority, region or 'National': {', '.join(unknown)}")
-    return out
+        out.extend(n for n in names if n not in out)
+    return out, unknown
 
 
 def parse_cpv(text: str) -> list[str]:
@@ -237,7 +262,7 @@ def parse_vcse_row(file: str, number: int, row: dict[str, str]) -> tuple[dict[st
         "company_number": check.field("company_number", parse_company_number),
         "local_authority": check.field("local_authority", parse_local_authority, required=True),
         "postcode": check.field("postcode", parse_postcode),
-        "service_areas": check.field("service_areas", parse_service_areas),
+        "service_areas": _service_areas(check),
         "capabilities": check.field("capabilities", parse_capabilities, required=True),
         "keywords": split_list(check.raw("keywords")),
         "exclude_keywords": split_list(check.raw("exclude_keywords")),
@@ -250,21 +275,58 @@ def parse_vcse_row(file: str, number: int, row: dict[str, str]) -> tuple[dict[st
         "contact_email": check.field("contact_email", parse_email),
         "digest_opt_in": check.field("digest_opt_in", parse_bool, required=True),
     }
-    named_cluster = check.field("cluster", parse_cluster)
+    named_cluster = _cluster(check)
     _check_vcse_consistency(check, rec)
     if check.errors:
         return None, check
-    # BRIEF: blank service_areas means the VCSE's own authority; blank cluster is derived.
+    # Blank service_areas means the VCSE's own authority; a blank (or unknown) cluster is derived.
     rec["service_areas"] = rec["service_areas"] or [rec["local_authority"]]
     rec["cluster"] = named_cluster or geography.cluster_for(rec["local_authority"], rec["postcode"])
     rec["cluster_derived"] = named_cluster is None
     return rec, check
 
 
+def _service_areas(check: RowCheck) -> list[str] | None:
+    """The areas understood; names that are not are left out with a warning (the others are kept)."""
+    areas, unknown = read_service_areas(check.raw("service_areas"))
+    if unknown:
+        kept = f"; kept {', '.join(areas)}" if areas else "; the VCSE's own authority is used"
+        check.warn("service_areas", f"not a local authority, county, region or 'National': {', '.join(unknown)}; "
+                                    f"left out{kept}")
+    return areas or None
+
+
+def _cluster(check: RowCheck) -> str | None:
+    """The named cluster, read through aliases and spellings; a note for anything not typed exactly."""
+    text = check.raw("cluster")
+    if not text:
+        return None
+    reading = read_cluster(text)
+    if reading.note:
+        check.warn("cluster", reading.note)
+    return reading.cluster
+
+
+def _check_identifiers(check: RowCheck, rec: dict[str, Any]) -> None:
+    """The legal form says which register a number belongs to: a mismatch is worth a look, not a refusal."""
+    form, number = rec["legal_form"], rec["company_number"]
+    if number is None:
+        return
+    if form in _SOCIETY_FORMS and re.fullmatch(r"\d{8}", number):
+        check.warn("company_number", f"a {form} is usually registered with the FCA (such as 12345R) or at "
+                                     f"Companies House with a society prefix (IP, SP, RS...): check {number}")
+    elif form in _COMPANY_FORMS and _FCA_SOCIETY.match(number):
+        check.warn("company_number", f"{number} is an FCA society number, but a {form} is registered at "
+                                     "Companies House: check legal_form and company_number")
+
+
 def _check_vcse_consistency(check: RowCheck, rec: dict[str, Any]) -> None:
     low, high = rec["min_contract_value_pence"], rec["max_contract_value_pence"]
     if low is not None and high is not None and low > high:
-        check.error("min_contract_value_gbp", "is more than max_contract_value_gbp")
+        check.warn("min_contract_value_gbp", "is more than max_contract_value_gbp; both left out (the row is "
+                                             "kept without them)")
+        rec["min_contract_value_pence"] = rec["max_contract_value_pence"] = None
+    _check_identifiers(check, rec)
     if rec["digest_opt_in"] and not check.raw("contact_email"):
         check.warn("contact_email", "digest_opt_in is yes but there is no contact_email: no digest can be sent")
     pc_authority = geography.local_authority_for_postcode(rec["postcode"])

@@ -29,6 +29,7 @@ from broker.audit.digests import decision_digest, input_digest
 from broker.match.model import OpportunityView, PartyView
 from broker.match.params import MatchParams
 from broker.match.rulefiles import RuleSet, load_rules
+from broker.match.rulesdir import RulesLocation, rules_location
 from broker.match.run import RunOutcome, RunScope, evaluate_run
 from broker.match.views import consortium_view, opportunity_view, vcse_view, view_hash, view_json
 from broker.match.vocabulary import DATED_FIELDS, SUBCONTRACTING_FLAG
@@ -92,16 +93,22 @@ def reference_data_digest() -> str:
     return digest.hexdigest()
 
 
-def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: Path | str, full: bool = False,
-              params: MatchParams | None = None, progress: Callable[[int], None] | None = None) -> RunSummary:
-    """Run the matcher for business date ``as_of``; incremental unless ``full`` (or no run before)."""
+def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: RulesLocation | Path | str | None = None,
+              full: bool = False, params: MatchParams | None = None,
+              progress: Callable[[int], None] | None = None) -> RunSummary:
+    """Run the matcher for business date ``as_of``; incremental unless ``full`` (or no run before).
+
+    ``rules_dir`` is a folder of rule files (or a :class:`RulesLocation` saying who named it); None reads the
+    rules shipped with broker. The run records which.
+    """
     params = params or MatchParams()
-    ruleset = load_rules(rules_dir)
+    location = rules_dir if isinstance(rules_dir, RulesLocation) else rules_location(rules_dir)
+    ruleset = load_rules(location.path)
     with sessions.begin() as session:
         _abandon_unfinished(session)
         inputs = load_inputs(session, as_of)
         scope = _scope(session, inputs, as_of, params, ruleset, full)
-        run = _start_run(session, as_of, scope, params, ruleset, inputs)
+        run = _start_run(session, as_of, scope, params, ruleset, inputs, location)
         run_id = run.id
     writer = DecisionWriter(sessions, run_id)
     try:
@@ -202,11 +209,14 @@ def _abandon_unfinished(session: Session) -> None:
 # --- the run row and its manifest inputs -------------------------------------------------------------
 
 def _start_run(session: Session, as_of: date, scope: RunScope, params: MatchParams, ruleset: RuleSet,
-               inputs: Inputs) -> MatchRun:
+               inputs: Inputs, location: RulesLocation) -> MatchRun:
     seq = (session.scalar(select(func.max(MatchRun.seq))) or 0) + 1
+    # Which rules folder was read, and who named it, goes in the manifest with the scope (metadata: the
+    # decisions depend on the rule texts, stored below, not on where they were read from).
     run = MatchRun(id=f"run-{seq:06d}", seq=seq, as_of=as_of.isoformat(), mode="full" if scope.full else "incremental",
                    status="running", started_at=datetime.now(UTC),  # metadata only
-                   finished_at=None, params=params.to_json(), software=software_versions(), scope=scope.to_json(),
+                   finished_at=None, params=params.to_json(), software=software_versions(),
+                   scope={**scope.to_json(), "rules_from": location.to_json()},
                    rules_sha256=ruleset.sha256, counts={})
     session.add(run)
     session.flush()

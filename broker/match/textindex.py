@@ -38,7 +38,7 @@ whom why will with within without would you your yours yourself yourselves
 
 # Words that appear in most notices or most VCSE statements: kept for phrases, never a match on their own.
 # The second half is every stem in more than ~7 % of the 1,000 real Contracts Finder notices of
-# shared/data/cf_search_export_2020-04-16_1000_open_notices.csv that says nothing about the service.
+# fixtures/labelled/cf_export_2020-04-16.csv that says nothing about the service.
 _GENERIC_WORDS = """
 service services support supporting provision provide provided providing provider providers deliver
 delivery delivering contract contracts council councils requirement requirements require required

@@ -105,9 +105,17 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
+_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
 def parse_business_date(text: str) -> date:
-    """A business date (``as_of``) given on the command line, ``YYYY-MM-DD``."""
+    """A date given on the command line (``--as-of``, ``--date``...): ``YYYY-MM-DD`` or ``dd/mm/yyyy``.
+
+    The one parser for every date option, so each takes a date the way UK officers write it too.
+    """
+    value = text.strip()
+    m = _DAY_MONTH_YEAR.fullmatch(value)
     try:
-        return date.fromisoformat(text.strip())
+        return date(int(m[3]), int(m[2]), int(m[1])) if m else date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"not a YYYY-MM-DD date: {text!r}") from None
+        raise ValueError(f"not a YYYY-MM-DD date (nor dd/mm/yyyy): {text[:40]!r}") from None

@@ -19,6 +19,13 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TAG_HINT = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>")
 _KEY_DROP = re.compile(r"[^0-9a-z]+")
+# Line breaks some publishers (or the tools between them and us) escape twice: the text holds a
+# backslash and a letter ("\\r\\n"), or, with the backslashes lost, the bare letters "rn". Bare letters
+# are read as a break only where no English word can have them: a run of two or more ("rnrn"), a
+# lower-case "rn" standing alone, or one glued after a sentence's end before its next start.
+_ESCAPED_BREAK = re.compile(r"\\r\\n|\\n|\\r")
+_ESCAPED_TAB = re.compile(r"\\t")
+_BARE_BREAKS = re.compile(r"(?:rn){2,}|(?<![^\s])rn(?![^\s])|(?<=[.:;!?)])rn(?=[\sA-Z0-9\u2022\u00e2(]|$)")
 
 
 class _Stripper(HTMLParser):
@@ -48,7 +55,7 @@ def clean_text(value: object) -> str:
     """Plain, tidy text from publisher text: tags removed, entities decoded, newlines normalised."""
     if value is None:
         return ""
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_breaks(str(value)).replace("\r\n", "\n").replace("\r", "\n")
     if _TAG_HINT.search(text):
         stripper = _Stripper()
         stripper.feed(text)
@@ -60,6 +67,14 @@ def clean_text(value: object) -> str:
     text = _CONTROL.sub("", text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def decode_breaks(text: str) -> str:
+    """Escaped line breaks (``\\r\\n`` as text, or its bare letters ``rn rn``) as real ones."""
+    if "rn" not in text and "\\" not in text:
+        return text
+    text = _ESCAPED_TAB.sub(" ", _ESCAPED_BREAK.sub("\n", text))
+    return _BARE_BREAKS.sub(lambda m: "\n" * max(1, len(m.group()) // 2), text)
 
 
 def one_line(value: object) -> str:

@@ -13,9 +13,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from broker.errors import SchemaNotReady
+from broker.errors import ConfigError, SchemaNotReady
 from broker.store import jsoncodec
 
 DEFAULT_DB_URL = "sqlite:///broker.db"
@@ -23,12 +25,45 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def database_url(explicit: str | None = None) -> str:
-    """The URL to use: an explicit one, else ``BROKER_DB``, else ``broker.db`` in the working directory."""
-    return explicit or os.environ.get("BROKER_DB") or DEFAULT_DB_URL
+    """The URL to use: an explicit one, else ``BROKER_DB``, else ``broker.db`` in the working directory.
+
+    A value without ``://`` is a SQLite file path (``broker.db``, ``/srv/broker/broker.db``), as other
+    SQLite tools take it.
+    """
+    value = explicit or os.environ.get("BROKER_DB") or DEFAULT_DB_URL
+    if "://" not in value and not value.startswith("sqlite:"):
+        return f"sqlite:///{value}"
+    return value
+
+
+DB_HINT = "give a file path (--db broker.db) or a URL (sqlite:///broker.db, postgresql+psycopg://user@host/db)"
+
+
+def parse_url(url: str) -> URL:
+    """``url`` parsed, or a ConfigError saying what a database URL looks like."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"database {url.rsplit('@', 1)[-1]!r}: not a database URL: {DB_HINT}") from None
+
+
+def require_existing_file(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (every command but ``init`` reads an existing one).
+
+    Raises:
+        SchemaNotReady: naming the file and the command that creates it.
+    """
+    if not url.startswith("sqlite"):
+        return
+    path = parse_url(url).database
+    if path and path != ":memory:" and not path.startswith("file:") and not os.path.exists(path):
+        raise SchemaNotReady(f"database {path}: no such file (check --db / BROKER_DB). "
+                             "Run `broker init` first.")
 
 
 def make_engine(url: str | None = None) -> Engine:
     url = database_url(url)
+    parse_url(url)
     json = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60}, **json)

@@ -8,13 +8,15 @@ order the sources arrive in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
+from broker.errors import NotFound
 from broker.normalise.keys import REFERENCE_PREFIX
 from broker.normalise.record import OpportunityRecord, canonical_hash
 from broker.store.models import Opportunity, OpportunityKey, OpportunityVersion, SourceRecord
@@ -182,7 +184,15 @@ def list_opportunities(session: Session, *, open_on: tuple[datetime, datetime] |
 
 
 def find_opportunity(session: Session, ident: str) -> Opportunity | None:
-    """By opportunity id, or by any publisher identifier (an ocid, ``cf-notice:...``) or source key."""
+    """By opportunity id, by any publisher identifier (an ocid, ``cf-notice:...``, or the notice
+    identifier alone, ``tender_237003/846062``) or source key, or by a unique start of an id.
+
+    Raises:
+        NotFound: when ``ident`` starts more than one opportunity id (naming a few of them).
+    """
+    ident = ident.strip()
+    if not ident:
+        return None
     row = session.get(Opportunity, ident)
     if row is not None:
         return row
@@ -192,7 +202,34 @@ def find_opportunity(session: Session, ident: str) -> Opportunity | None:
         return session.get(Opportunity, hit)
     for row in session.scalars(select(Opportunity).where(Opportunity.ocid == ident).order_by(Opportunity.id)):
         return row
-    return None
+    return _by_publisher_id(session, ident) or _by_unique_prefix(session, ident)
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _by_publisher_id(session: Session, ident: str) -> Opportunity | None:
+    """A publisher's identifier as it appears in ``source_ids``, with or without its scheme prefix."""
+    # source_ids is a JSON list; its text holds each id as a quoted string on both databases.
+    pattern = f'%"{_like(json_string(ident))}"%' if ":" in ident else f'%:{_like(json_string(ident))}"%'
+    return session.scalars(select(Opportunity).where(cast(Opportunity.source_ids, String).like(pattern, escape="\\"))
+                           .order_by(Opportunity.id).limit(1)).first()
+
+
+def _by_unique_prefix(session: Session, ident: str) -> Opportunity | None:
+    found = list(session.scalars(select(Opportunity).where(Opportunity.id.like(_like(ident) + "%", escape="\\"))
+                                 .order_by(Opportunity.id).limit(4)))
+    if len(found) > 1:
+        shown = ", ".join(o.id for o in found[:3])
+        raise NotFound(f"{ident!r} starts more than one opportunity id ({shown}{', ...' if len(found) > 3 else ''}): "
+                       "give more of it")
+    return found[0] if found else None
+
+
+def json_string(text: str) -> str:
+    """``text`` as it appears inside a JSON string (quotes and backslashes escaped)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 def as_json(row: Opportunity, *, full: bool = True) -> dict[str, Any]:

@@ -66,11 +66,20 @@ def test_a_pair_the_blocking_step_never_proposed(loaded, db_url):
     assert "no shared capability terms or CPV codes" in data["why_not"]
 
 
-def test_inputs_the_run_never_read(loaded):
+def test_inputs_the_run_never_read(loaded, db_url, tmp_path):
     run_id = match(loaded)["run_id"]
-    assert "opportunity was not among the run's inputs" in _explain(loaded, "--run", run_id, "nope", "wm-0001")[
+    # Ids nothing has are a typo, refused with a message (not explained as "no decision").
+    typo = loaded("audit", "explain", "--run", run_id, "nope", "nobody")
+    assert typo.exit_code == 1 and "no opportunity 'nope'" in typo.output and "'nobody'" in typo.output
+    # Known ids the run never read: stored after it.
+    add_notice(db_url, "later-1", "Lunch club", "Lunch clubs for older people")
+    vcses = tmp_path / "later.csv"
+    vcses.write_text("id,name,capabilities,local_authority,digest_opt_in\nlater-v,Later,Lunch clubs,Birmingham,no\n",
+                     encoding="utf-8")
+    assert loaded("directory", "import", str(vcses)).exit_code == 0
+    assert "opportunity was not among the run's inputs" in _explain(loaded, "--run", run_id, "later-1", "wm-0001")[
         "why_not"]
-    d = _explain(loaded, "--run", run_id, "ocds-b5fd17-0064608c-a004-4bf1-bea8-bcc569de6670", "nobody")
+    d = _explain(loaded, "--run", run_id, "ocds-b5fd17-0064608c-a004-4bf1-bea8-bcc569de6670", "later-v")
     assert "party was not among the run's inputs" in d["why_not"]
 
 

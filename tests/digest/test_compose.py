@@ -64,8 +64,10 @@ def test_a_digest_shows_each_item_with_its_reasons_and_link(world: World) -> Non
     assert "Notice:    https://www.contractsfinder.service.gov.uk/Notice/O1" in text
     assert "no web link was published" in text
     assert re.search(r"Reference: [A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}", text)
-    assert "broker feedback V1 O1 --not-relevant" in text
-    assert "broker preferences set V1 --opt-out" in text
+    # The email is for the VCSE: a reply in plain words, no officer's commands and no internal ids.
+    assert 'with the word "unsubscribe"' in text and "unsubscribe" in html
+    for officer_only in ("broker ", "For the brokerage officer", "--not-relevant", "--opt-out", "V1", "O1 "):
+        assert officer_only not in text and officer_only not in html, officer_only
     assert '<a href="https://www.contractsfinder.service.gov.uk/Notice/O1">' in html
     assert "£48,000–£60,000" in html
 
@@ -156,8 +158,9 @@ def test_consortium_items_go_to_the_lead_and_name_the_grouping(world: World) -> 
     assert "Members:   Lead Trust, Member Two CIC" in text
     assert "Matched as the lead of a suggested grouping" in text
     assert "Members:   Lead Trust, Member Three" in text
-    assert "broker feedback C1 O1 --not-relevant" in text
-    assert "broker feedback sugg-1 O2 --not-relevant" in text
+    assert "Matched as the lead of a suggested grouping (not yet a consortium" in text
+    for internal in ("sugg-1", "C1", "broker feedback", "LEAD"):
+        assert internal not in text and internal not in html, internal
     # Members' contact details are never shown to the lead.
     assert "m2@example.net" not in text and "m3@example.net" not in html
 

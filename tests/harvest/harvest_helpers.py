@@ -1,5 +1,6 @@
 """Helpers for the harvest tests: a local API (scripted replies, recorded requests), a fake clock, and pages
-built from the real Contracts Finder search page in shared/data (cf_ocds_search_2022-10-20_100releases.json)."""
+built from the real Contracts Finder search page in fixtures/opportunities
+(cf_ocds_search_2022-10-20_100releases.json)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from testpaths import real_file
 
-def _shared_data() -> Path:
-    """shared/data beside the checkout, as tests/conftest.py finds it (that module is not importable here:
-    pytest loads both conftest files under the same name)."""
-    root = Path(__file__).resolve().parents[2]
-    for base in (root.parent, root.parent.parent):
-        if (base / "shared" / "data").is_dir():
-            return base / "shared" / "data"
-    return root.parent / "shared" / "data"
-
-
-SHARED_DATA = _shared_data()
+REAL_CF_PAGE = real_file("cf_ocds_search_2022-10-20_100releases.json")
 
 CF_PATH = "/Published/Notices/OCDS/Search"
 FTS_PATH = "/api/1.0/ocdsReleasePackages"
@@ -134,7 +125,7 @@ class FakeClock:
 
 def load_real_cf_page() -> dict[str, Any]:
     """The real 100-release Contracts Finder search page (2022-10-20)."""
-    return json.loads((SHARED_DATA / "cf_ocds_search_2022-10-20_100releases.json").read_text(encoding="utf-8"))
+    return json.loads(REAL_CF_PAGE.read_text(encoding="utf-8"))
 
 
 def encode(doc: dict[str, Any]) -> bytes:

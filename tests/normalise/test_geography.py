@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from testpaths import real_file
 
 from broker.errors import ConfigError
 from broker.normalise import geography as geo
@@ -17,10 +17,6 @@ from broker.normalise.geography import (
     cluster_for,
     resolve_location,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-if not SHARED_DATA.is_dir():  # worktree layout: /work/wt-x/tests/normalise -> /work/shared
-    SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 WMCA = ("Birmingham", "Coventry", "Dudley", "Sandwell", "Solihull", "Walsall", "Wolverhampton")
 
@@ -201,9 +197,8 @@ def test_every_wmca_authority_has_the_section_4_2_codes():
     assert sorted(a.name for a in geo.authorities() if a.in_wmca) == sorted(WMCA)
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared/data not available")
 def test_authorities_agree_with_the_ons_lookup():
-    with open(SHARED_DATA / "la_all_codes_drkane.csv", encoding="utf-8-sig") as fh:
+    with open(real_file("la_all_codes_drkane.csv"), encoding="utf-8-sig") as fh:
         current = [r for r in csv.DictReader(fh) if r["Current"] == "TRUE"]
     assert len(geo.authorities()) == len(current)
     for row in current:

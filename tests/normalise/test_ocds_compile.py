@@ -9,7 +9,7 @@ import warnings
 from decimal import Decimal
 
 import pytest
-from testpaths import SHARED_DATA
+from testpaths import real_file
 
 from broker.errors import InputError
 from broker.normalise.compile import (
@@ -29,9 +29,7 @@ def _release(rid: str, date: str, **kw) -> dict:
 
 
 def _by_ocid(name: str) -> dict[str, list[dict]]:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    path = real_file(name)
     groups: dict[str, list[dict]] = collections.defaultdict(list)
     for item in read_ocds(path, "ocds_release_package"):
         groups[item.release["ocid"]].append(item.release)

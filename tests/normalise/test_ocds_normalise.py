@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from testpaths import FIXTURES, SHARED_DATA
+from testpaths import FIXTURES, OCDS_FILES, real_file
 
 from broker.errors import InputError
 from broker.normalise import ocds_fields
@@ -19,7 +19,6 @@ from broker.normalise.record import OpportunityRecord
 from broker.sources.detect import detect_format
 from broker.sources.ocds import read_ocds
 
-OCDS_FILES = sorted(p.name for p in SHARED_DATA.glob("*.json") if not p.name.startswith("cpv"))
 FTS = FIXTURES / "opportunities" / "fts_uk_extension_sample.json"
 
 
@@ -39,11 +38,8 @@ def normalise_file(path: Path) -> dict[str, OpportunityRecord]:
     return records
 
 
-def _shared(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return path
+def _real(name: str) -> Path:
+    return real_file(name)
 
 
 def _utc(*args: int) -> datetime:
@@ -56,8 +52,8 @@ def fts() -> dict[str, OpportunityRecord]:
 
 
 @pytest.mark.parametrize("name", OCDS_FILES)
-def test_every_shared_ocds_file_normalises(name):
-    records = normalise_file(_shared(name))
+def test_every_real_ocds_file_normalises(name):
+    records = normalise_file(_real(name))
     assert records
     for record in records.values():
         assert record.title and record.raw_hash and record.source_ids[0] == record.ocid
@@ -66,7 +62,7 @@ def test_every_shared_ocds_file_normalises(name):
 
 
 def test_dudley_domestic_abuse_children():
-    records = normalise_file(_shared("cf_ocds_releases_2025_part1.json"))
+    records = normalise_file(_real("cf_ocds_releases_2025_part1.json"))
     r = records["ocds-b5fd17-a5e45aec-2d31-48df-97dc-e6dff1d22609"]
     assert r.source == "contracts_finder"
     assert r.title == "Domestic Abuse Support Services - Children"
@@ -87,7 +83,7 @@ def test_dudley_domestic_abuse_children():
 
 
 def test_sandwell_domestic_abuse_accommodation():
-    records = normalise_file(_shared("cf_ocds_search_2022-10-20_100releases.json"))
+    records = normalise_file(_real("cf_ocds_search_2022-10-20_100releases.json"))
     r = records["ocds-b5fd17-215e2699-242c-4047-b254-b525a4f7887f"]
     assert r.buyer_name == "Sandwell Metropolitan Borough Council"
     assert r.title == "Provision of Accommodation Based Support Services for Victims of Domestic Abuse"
@@ -101,7 +97,7 @@ def test_sandwell_domestic_abuse_accommodation():
 
 
 def test_2022_page_statuses_and_call_offs():
-    records = normalise_file(_shared("cf_ocds_search_2022-10-20_100releases.json"))
+    records = normalise_file(_real("cf_ocds_search_2022-10-20_100releases.json"))
     statuses = collections.Counter(r.status for r in records.values())
     assert statuses == {"awarded": 48, "open": 36, "planned": 2}
     call_offs = [r for r in records.values() if r.title == "Laundry Services"]
@@ -109,7 +105,7 @@ def test_2022_page_statuses_and_call_offs():
 
 
 def test_sell2wales_placeholder_value_is_unknown():
-    records = normalise_file(_shared("sell2wales_ocds_releases_2025_part1.json"))
+    records = normalise_file(_real("sell2wales_ocds_releases_2025_part1.json"))
     boiler = records["ocds-kuma6s-148440"]
     assert (boiler.value_min_pence, boiler.value_max_pence, boiler.value_currency) == (None, None, None)
     assert boiler.source == "sell2wales"
@@ -118,7 +114,7 @@ def test_sell2wales_placeholder_value_is_unknown():
 
 
 def test_sell2wales_lots_and_frameworks():
-    records = normalise_file(_shared("sell2wales_ocds_releases_2025_part1.json"))
+    records = normalise_file(_real("sell2wales_ocds_releases_2025_part1.json"))
     lots = sorted(k for k in records if k.startswith("ocds-kuma6s-148410/lot/"))
     assert lots == [f"ocds-kuma6s-148410/lot/{i}" for i in range(1, 5)]
     roofing = records["ocds-kuma6s-148410/lot/1"]
@@ -132,7 +128,7 @@ def test_sell2wales_lots_and_frameworks():
 
 
 def test_pcs_lot_split():
-    records = normalise_file(_shared("pcs_scotland_ocds_releases_2019_part1.json"))
+    records = normalise_file(_real("pcs_scotland_ocds_releases_2019_part1.json"))
     lots = {k: r for k, r in records.items() if k.startswith("ocds-r6ebe6-0000581665/")}
     assert set(lots) == {"ocds-r6ebe6-0000581665/lot/1", "ocds-r6ebe6-0000581665/lot/2"}
     north = lots["ocds-r6ebe6-0000581665/lot/1"]
@@ -147,7 +143,7 @@ def test_pcs_lot_split():
 
 
 def test_legacy_record():
-    records = normalise_file(_shared("cf_legacy_2017_record_ocds-b5fd17-2c330cf9.json"))
+    records = normalise_file(_real("cf_legacy_2017_record_ocds-b5fd17-2c330cf9.json"))
     (r,) = records.values()
     assert r.title == "Climate Science for Service Partnership (CSSP): Calls for Expressions of Interest"
     assert r.status == "closed"  # unsuccessful, no award
@@ -195,7 +191,7 @@ def test_fts_framework_with_1e9999(fts):
 
 
 def test_same_notice_on_contracts_finder_and_find_a_tender_shares_a_key(fts):
-    cf = normalise_file(_shared("cf_ocds_releases_2025_part1.json"))["ocds-b5fd17-a5e45aec-2d31-48df-97dc-e6dff1d22609"]
+    cf = normalise_file(_real("cf_ocds_releases_2025_part1.json"))["ocds-b5fd17-a5e45aec-2d31-48df-97dc-e6dff1d22609"]
     on_fts = fts["ocds-h6vhtk-04f1f0"]
     assert on_fts.source == "find_a_tender" and cf.source == "contracts_finder"
     assert set(cf.match_keys) & set(on_fts.match_keys) == {
@@ -205,7 +201,7 @@ def test_same_notice_on_contracts_finder_and_find_a_tender_shares_a_key(fts):
 def test_real_data_has_distinct_notices_sharing_a_title_key():
     # Three North Yorkshire award notices (different suppliers and references) share buyer, title and
     # deadline: title keys alone must not merge notices of one source (see broker.normalise.keys).
-    records = normalise_file(_shared("cf_ocds_releases_2025_part1.json")).values()
+    records = normalise_file(_real("cf_ocds_releases_2025_part1.json")).values()
     same = [r for r in records if r.title == "The supply of SRMA to the Department for Education"]
     assert len(same) == 3
     assert len({k for r in same for k in r.match_keys if k.startswith("title:")}) == 1

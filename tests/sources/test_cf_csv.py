@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testpaths import real_file
 
 from broker.errors import InputError
 from broker.normalise import cf_csv as cf_norm
@@ -24,18 +25,12 @@ from broker.sources.cf_csv import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, read_cf_cs
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
-# ../shared beside the checkout, or beside the folder holding it (git worktrees), as tests/conftest.py finds it.
-SHARED_DATA = next((base / "shared" / "data" for base in (ROOT.parent, ROOT.parent.parent)
-                    if (base / "shared" / "data").is_dir()), ROOT.parent / "shared" / "data")
 
-REAL_2020 = SHARED_DATA / "cf_search_export_2020-04-16_1000_open_notices.csv"
-HEADER_2021 = SHARED_DATA / "cf_search_export_2021-08-28_header_only.csv"
+REAL_2020 = real_file("cf_search_export_2020-04-16_1000_open_notices.csv")
+HEADER_2021 = real_file("cf_search_export_2021-08-28_header_only.csv")
 SAMPLE_2020 = FIXTURES / "opportunities" / "cf_export_2020_sample.csv"
 HANDMADE_2021 = FIXTURES / "opportunities" / "cf_export_2021_handmade.csv"
 DATA = ROOT / "tests" / "data"
-
-needs_shared = pytest.mark.skipif(not REAL_2020.exists(), reason="shared data not available")
-
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
@@ -57,7 +52,6 @@ def raw_rows(path: Path) -> list[dict[str, str]]:
 # --- the real 1,000-row export -------------------------------------------------------------------------
 
 
-@needs_shared
 def test_real_export_reads_every_row_without_errors():
     progress: list[int] = []
     items = list(read_cf_csv(str(REAL_2020), progress.append))
@@ -71,7 +65,6 @@ def test_real_export_reads_every_row_without_errors():
     assert progress == sorted(progress) and progress[-1] == REAL_2020.stat().st_size
 
 
-@needs_shared
 def test_real_export_locators_count_records_not_lines():
     items = read_all(REAL_2020)
     rows = raw_rows(REAL_2020)
@@ -85,7 +78,6 @@ def test_real_export_locators_count_records_not_lines():
     assert lines[last_line - 1].startswith(rows[-1]["Notice Identifier"])
 
 
-@needs_shared
 def test_real_rows_spot_checks():
     recs = by_ref(read_all(REAL_2020))
     # Row 2: Highways England pipeline notice; Closing Date is the 01/01/2001 "no date" sentinel.
@@ -134,7 +126,6 @@ def test_real_rows_spot_checks():
     assert niobium.url is None and "contractsfinder.service.gov.uk" in niobium.description
 
 
-@needs_shared
 def test_every_real_row_matches_its_raw_cells():
     """Properties that must hold row by row, checked against the raw CSV read independently."""
     items = read_all(REAL_2020)
@@ -166,7 +157,6 @@ def assert_fits_the_store(rec) -> None:
 # --- fixtures ------------------------------------------------------------------------------------------
 
 
-@needs_shared
 def test_sample_fixture_is_a_trimmed_copy_of_the_real_export():
     """PROVENANCE: every West Midlands row, every 4th record, and five named rows, byte for byte."""
     real = REAL_2020.read_bytes().decode("utf-8")
@@ -184,8 +174,7 @@ def test_sample_fixture_is_a_trimmed_copy_of_the_real_export():
 
 def test_2021_vintage_with_closing_time():
     header = HANDMADE_2021.read_bytes().decode("utf-8").split("\r\n", 1)[0]
-    if HEADER_2021.exists():
-        assert header == HEADER_2021.read_bytes().decode("utf-8").strip()
+    assert header == HEADER_2021.read_bytes().decode("utf-8").strip()
     assert len(next(csv.reader(io.StringIO(header)))) == 43
     items = read_all(HANDMADE_2021)
     assert [i.kind for i in items] == ["record"] * 6

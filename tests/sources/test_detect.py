@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from testpaths import FIXTURES, SHARED_DATA
+from testpaths import FIXTURES, real_file
 
 from broker.errors import InputError
 from broker.sources.detect import FORMATS, PRIVATE_KEYS, detect_format
@@ -36,10 +36,7 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
 
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_real_files(name):
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    assert detect_format(path) == REAL[name]
+    assert detect_format(real_file(name)) == REAL[name]
 
 
 def test_fts_fixture_is_a_release_package():
@@ -79,12 +76,10 @@ def test_detection_stops_early(tmp_path):
 
 
 def test_csv_formats(tmp_path):
-    cf_header = (SHARED_DATA / "cf_search_export_2021-08-28_header_only.csv")
-    if cf_header.exists():
-        # Excel's BOM and a Windows-1252 copy are the same CSV.
-        raw = cf_header.read_bytes()
-        assert detect_format(_write(tmp_path, "bom.csv", b"\xef\xbb\xbf" + raw)) == "cf_csv"
-        assert detect_format(_write(tmp_path, "cp.csv", raw.decode("utf-8").encode("cp1252"))) == "cf_csv"
+    # Excel's BOM and a Windows-1252 copy are the same CSV.
+    raw = real_file("cf_search_export_2021-08-28_header_only.csv").read_bytes()
+    assert detect_format(_write(tmp_path, "bom.csv", b"\xef\xbb\xbf" + raw)) == "cf_csv"
+    assert detect_format(_write(tmp_path, "cp.csv", raw.decode("utf-8").encode("cp1252"))) == "cf_csv"
     private = ",".join(PRIVATE_KEYS) + "\np1,Trust,nhs,Title,,,,,,,,,,,\n"
     assert detect_format(_write(tmp_path, "private.txt", private)) == "private_csv"
 

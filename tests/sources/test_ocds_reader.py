@@ -8,27 +8,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from testpaths import FIXTURES, SHARED_DATA
+from testpaths import FIXTURES, OCDS_FILES, real_file
 
 from broker.errors import InputError
 from broker.normalise.record import canonical_json
 from broker.sources.detect import detect_format
 from broker.sources.ocds import DERIVED_ID_PREFIX, RAW_LIMIT, package_meta, read_ocds
 
-OCDS_FILES = sorted(p.name for p in SHARED_DATA.glob("*.json") if not p.name.startswith("cpv"))
 FTS = FIXTURES / "opportunities" / "fts_uk_extension_sample.json"
-CF_2022 = SHARED_DATA / "cf_ocds_search_2022-10-20_100releases.json"
+CF_2022 = real_file("cf_ocds_search_2022-10-20_100releases.json")
 
 
 def _items(path: Path, **kw):
     return list(read_ocds(path, detect_format(path), **kw))
 
 
-def _shared(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return path
+def _real(name: str) -> Path:
+    return real_file(name)
 
 
 def _release(i: int = 1, **kw) -> dict:
@@ -37,8 +33,8 @@ def _release(i: int = 1, **kw) -> dict:
 
 
 @pytest.mark.parametrize("name", OCDS_FILES)
-def test_every_shared_ocds_file_reads_completely(name):
-    path = _shared(name)
+def test_every_real_ocds_file_reads_completely(name):
+    path = _real(name)
     items = _items(path)
     assert items and all(i.kind == "release" for i in items), [i.error for i in items if i.error]
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -48,7 +44,7 @@ def test_every_shared_ocds_file_reads_completely(name):
 
 
 def test_release_content_is_kept_exactly():
-    path = _shared("cf_ocds_search_2022-10-20_100releases.json")
+    path = _real("cf_ocds_search_2022-10-20_100releases.json")
     items = _items(path)
     data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     assert [i.release for i in items] == data["releases"]
@@ -56,7 +52,7 @@ def test_release_content_is_kept_exactly():
 
 
 def test_package_meta_from_before_the_releases():
-    items = _items(_shared("cf_ocds_search_2022-10-20_100releases.json"))
+    items = _items(_real("cf_ocds_search_2022-10-20_100releases.json"))
     meta = items[0].package_meta
     assert meta["publisher"]["name"] == "Cabinet Office"
     assert meta["uri"].startswith("https://www.contractsfinder.service.gov.uk/Published/Notices/OCDS/Search")
@@ -66,7 +62,7 @@ def test_package_meta_from_before_the_releases():
 
 
 def test_legacy_single_release_meta_comes_from_package_info():
-    items = _items(_shared("cf_legacy_2017_release_ocds-b5fd17-2c330cf9.json"))
+    items = _items(_real("cf_legacy_2017_release_ocds-b5fd17-2c330cf9.json"))
     assert items[0].package_meta["uri"].startswith("https://www.contractsfinder.service.gov.uk/")
 
 
@@ -80,7 +76,7 @@ def test_numbers_stay_exact_and_1e9999_does_not_crash():
 
 
 def test_truncated_package_yields_good_releases_then_one_error(tmp_path):
-    path = _shared("cf_ocds_search_2022-10-20_100releases.json")
+    path = _real("cf_ocds_search_2022-10-20_100releases.json")
     raw = path.read_bytes()
     cut = tmp_path / "half.json"
     cut.write_bytes(raw[: len(raw) // 2])
@@ -138,13 +134,13 @@ def test_release_without_id_gets_a_stable_derived_id(tmp_path):
 
 
 def test_pcs_releases_without_ids_are_kept():
-    items = _items(_shared("pcs_scotland_ocds_releases_2019_part1.json"))
+    items = _items(_real("pcs_scotland_ocds_releases_2019_part1.json"))
     ids = [i.release["id"] for i in items]
     assert len(set(ids)) == 12 and all(i.startswith(DERIVED_ID_PREFIX) for i in ids)
 
 
 def test_legacy_bare_record_yields_its_full_release():
-    items = _items(_shared("cf_legacy_2017_record_ocds-b5fd17-2c330cf9.json"))
+    items = _items(_real("cf_legacy_2017_record_ocds-b5fd17-2c330cf9.json"))
     assert len(items) == 1
     assert items[0].release["tag"] == ["tender"] and items[0].release["id"].endswith("ghl8ty")
 
@@ -189,7 +185,7 @@ def test_concatenated_pretty_json_is_read_as_a_stream(tmp_path):
 
 
 def test_windows_1252_copy_reads_identically(tmp_path):
-    path = _shared("cf_ocds_search_2022-10-20_100releases.json")
+    path = _real("cf_ocds_search_2022-10-20_100releases.json")
     text = path.read_text(encoding="utf-8")
     assert "£" in text and "é" in text
     copy = tmp_path / "cp1252.json"
@@ -205,7 +201,7 @@ def test_latin1_release(tmp_path):
 
 
 def test_progress_reports_bytes_read(tmp_path):
-    path = _shared("cf_ocds_search_2022-10-20_100releases.json")
+    path = _real("cf_ocds_search_2022-10-20_100releases.json")
     seen: list[int] = []
     assert len(list(read_ocds(path, "ocds_release_package", seen.append))) == 100
     assert seen == sorted(seen) and seen[-1] == path.stat().st_size

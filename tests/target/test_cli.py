@@ -49,7 +49,7 @@ def test_target_with_a_configuration_file(scenario, run, tmp_path):
 
 
 def test_target_reports_bad_dates_and_configuration(scenario, run, tmp_path):
-    result = run("target", "--as-of", "30/09/2025")
+    result = run("target", "--as-of", "31/09/2025")  # dd/mm/yyyy is taken; September has 30 days
     assert result.exit_code == 1 and "--as-of: not a YYYY-MM-DD date" in result.output
     bad = tmp_path / "bad.toml"
     bad.write_text("counting_stage = 3\n")
