@@ -21,7 +21,7 @@ NAMES = {"matcher": "matcher", "keyword_alert": "keyword alert", "bm25": "plain 
 @click.command("eval")
 @click.option("--labelled", "folders", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="A labelled set folder (repeatable; default: fixtures/labelled and fixtures/labelled_2).")
-@click.option("--split", type=click.Choice(["each", "test", "tune", "all"]), default="each", show_default=True,
+@click.option("--split", type=click.Choice(["each", "test", "tune", "all"], case_sensitive=False), default="each", show_default=True,
               help="Which profiles to report on; `each` prints tune and test. Tune on `tune` only.")
 @rules_option
 @click.option("--per-profile", is_flag=True, help="Also show each profile's figures.")

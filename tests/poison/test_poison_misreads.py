@@ -143,9 +143,9 @@ def test_malformed_record_releases_names_the_field(db_url, tmp_path):
     assert field == "releases" and "an object, not a list" in reason
 
 
-def test_cli_ingest_of_a_null_releases_package_exits_1(run, tmp_path):
+def test_cli_ingest_of_a_null_releases_package_exits_4_naming_the_field(run, tmp_path):
     pkg = package()
     path = write_json(tmp_path / "null.json", {"uri": pkg["uri"], "publishedDate": pkg["publishedDate"],
                                                  "releases": None})
     result = run("ingest", str(path))
-    assert result.exit_code == 1 and "field releases: releases is null" in result.stderr
+    assert result.exit_code == 4 and "field releases: releases is null" in result.stderr
