@@ -48,7 +48,7 @@ def test_without_links_configured_the_digest_asks_for_a_reply_and_has_no_web_lin
     info = {i.recipient_id: i for i in build(engine, tmp_path / "outbox", links=None)}["V1"]
     text, message = text_part(info.path), parsed(info.path)
     assert "/f/" not in text and "/stop/" not in text and BASE_URL not in text
-    assert "Reply with its reference and \"not relevant\"" in text
+    assert "Reply to this email to tell us what you think" in text and "\"not relevant\"" in text
     assert message["List-Unsubscribe"].startswith("<mailto:") and message["List-Unsubscribe-Post"] is None
     payload = digest_of(engine, "V1").payload
     assert "stop_url" not in payload and all("actions" not in i for i in payload["items"])
