@@ -54,8 +54,9 @@ def target_cmd(app: AppContext, as_of: str | None, reconcile: bool, config_path:
                as_json: bool) -> None:
     """Show brokered value counted toward the target: total, share, clusters, stages, pace.
 
-    An opportunity counts once at the counting stage (default: introduced), however many VCSEs or
-    clusters it went to. JSON money fields end in _pence.
+    An opportunity counts once at the counting stage (default: interested, the VCSE or an officer
+    confirmed interest), however many VCSEs or clusters it went to; the pipeline (default: introduced,
+    a digest was delivered or marked sent) is shown beside it. JSON money fields end in _pence.
 
     \b
     Example:
@@ -79,6 +80,8 @@ def _print_progress(p: Progress) -> None:
     click.echo(f"Brokered value toward the target, as of {p.as_of} (counted at stage: {c.counting_stage})")
     click.echo(f"  {format_gbp(p.counted_pence)} of {format_gbp(c.target_pence)} ({p.share()}%) "
                f"from {len(p.counted)} opportunities")
+    click.echo(f"  pipeline ({c.pipeline_stage}, not counted unless {c.counting_stage}): "
+               f"{format_gbp(p.pipeline_pence)} from {len(p.pipeline)} opportunities")
     frameworks = doc["frameworks_excluded"]
     published = f" (published {format_gbp(frameworks['published_pence'])} not counted)" if frameworks["count"] else ""
     click.echo(f"  value unknown: {doc['value_unknown']['count']} (count £0); frameworks excluded: "

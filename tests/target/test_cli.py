@@ -25,17 +25,20 @@ def test_target_json_matches_the_expected_document(scenario, run):
 
 def test_target_json_as_of_an_earlier_day(scenario, run):
     doc = _json(run("target", "--as-of", "2025-05-01", "--json"))
-    assert (doc["counted_pence"], doc["counted_opportunities"]) == (16_500_000, 2)
-    assert doc["progress_over_time"] == [{"date": "2025-04-11", "counted_pence": 16_500_000}]
+    # Introduced on 11 April, but nobody had confirmed interest yet: pipeline, not the headline.
+    assert (doc["counted_pence"], doc["counted_opportunities"]) == (0, 0)
+    assert doc["pipeline"] == {"stage": "introduced", "value_pence": 16_500_000, "opportunities": 2}
+    assert doc["progress_over_time"] == []
 
 
 def test_target_text_output(scenario, run):
     result = run("target", "--as-of", "2025-09-30")
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "£280,000 of £1,000,000 (28.00%) from 5 opportunities" in out
-    assert "value unknown: 1 (count £0); frameworks excluded: 0" in out
-    assert "St Matthews Quarter" in out and "Ward End" in out
+    assert "£280,000 of £1,000,000 (28.00%) from 3 opportunities" in out
+    assert "pipeline (introduced, not counted unless interested): £280,000 from 5 opportunities" in out
+    assert "value unknown: 0 (count £0); frameworks excluded: 0" in out
+    assert "St Matthews Quarter" in out and "Wolverhampton" in out
     assert "reached on 2027-01-14, within the window 2025-04-01 to 2028-03-31" in out
 
 
@@ -64,7 +67,8 @@ def test_target_reconcile_records_changes_first(scenario, rows, run):
     after = _json(run("target", "--as-of", "2025-10-01", "--reconcile", "--json"))
     # The award stands only while the notice does: a cancellation zeroes it, from the day it was noticed.
     assert before["counted_pence"] - after["counted_pence"] == 5_000_000
-    assert after["cancelled"]["opportunity_ids"] == ["o-cancel", "o-xss"]
+    # o-cancel never got past introduced: it is in the pipeline, not among the counted (cancelled) ones.
+    assert after["cancelled"]["opportunity_ids"] == ["o-xss"]
 
 
 def test_report_writes_html(scenario, run, tmp_path):

@@ -1,0 +1,164 @@
+"""The ledger inside the audit chain, and a chain that adds up: with the append-only triggers dropped,
+`broker audit verify` still names an edited, a deleted and an inserted ledger entry; a run deleted with
+its link (a cut-back chain) is caught by what still cites it and by a published head; a night with
+nothing new records no run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from audit_world import AS_OF, RULES, add_notice, scalar, sql
+
+TAMPERS_WITH_AUDIT_RECORDS = True  # the tests below edit records behind the broker's back on purpose
+
+
+def nightly(run, tmp_path, *args: str, as_of: str = AS_OF):
+    result = run("nightly", "--outbox", str(tmp_path / "outbox"), "--as-of", as_of, "--rules", str(RULES), *args)
+    assert result.exit_code in (0, 4), result.output
+    return result
+
+
+def verify(run, *args: str) -> tuple[int, dict]:
+    result = run("audit", "verify", "--json", *args)
+    return result.exit_code, json.loads(result.output[:result.output.rindex("}") + 1])
+
+
+def drop_triggers(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        sql(db_url, "DROP TRIGGER target_entries_no_update")
+        sql(db_url, "DROP TRIGGER target_entries_no_delete")
+    else:
+        sql(db_url, "DROP TRIGGER target_entries_append_only ON target_entries")
+
+
+@pytest.fixture
+def night(loaded, tmp_path):
+    """One nightly on the CF fixture: a run, its matched entries and value entries, all sealed."""
+    nightly(loaded, tmp_path)
+    code, data = verify(loaded)
+    assert code == 0 and data["ledger_batches"] >= 1 and data["ledger_entries"] > 10, data
+    return loaded
+
+
+def _problems(data: dict) -> str:
+    return "\n".join(p["message"] for p in data["problems"])
+
+
+def test_an_edited_ledger_entry_is_named_with_the_triggers_dropped(night, db_url):
+    drop_triggers(db_url)
+    entry = scalar(db_url, "SELECT min(id) FROM target_entries WHERE kind = 'stage'")
+    sql(db_url, "UPDATE target_entries SET amount_pence = amount_pence + 100000 WHERE id = :i", i=entry)
+    code, data = verify(night)
+    assert code == 1 and data["first_broken"]["kind"] == "ledger"
+    assert f"ledger entry #{entry} " in data["first_broken"]["message"] and "was edited" in _problems(data)
+
+
+def test_an_entry_rewritten_with_its_hash_is_caught_by_the_batch_digest(night, db_url):
+    from audit_world import session_on
+    from sqlalchemy import select
+
+    from broker.audit.ledger import ENTRY_FIELDS, entry_hash
+    from broker.store.models import TargetEntry
+
+    drop_triggers(db_url)
+    entry = scalar(db_url, "SELECT min(id) FROM target_entries WHERE kind = 'value'")
+    sql(db_url, "UPDATE target_entries SET amount_pence = amount_pence + 100000 WHERE id = :i", i=entry)
+    with session_on(db_url) as session:  # a careful tamperer recomputes the entry's own hash too
+        row = session.execute(select(*(getattr(TargetEntry, k) for k in ENTRY_FIELDS))
+                              .where(TargetEntry.id == entry)).one()
+        new_hash = entry_hash(dict(zip(ENTRY_FIELDS, row, strict=True)))
+    sql(db_url, "UPDATE target_entries SET entry_hash = :h WHERE id = :i", h=new_hash, i=entry)
+    code, data = verify(night)
+    assert code == 1 and "rewritten together with its hash" in _problems(data)
+
+
+def test_a_deleted_ledger_entry_is_named(night, db_url):
+    drop_triggers(db_url)
+    entry = scalar(db_url, "SELECT max(id) FROM target_entries")
+    sql(db_url, "DELETE FROM target_entries WHERE id = :i", i=entry)
+    code, data = verify(night)
+    assert code == 1 and f"ledger entry #{entry} of batch" in _problems(data) and "was deleted" in _problems(data)
+
+
+def test_an_inserted_ledger_entry_is_named(night, db_url):
+    # Inserting needs no dropped trigger: the triggers refuse only UPDATE and DELETE.
+    batch = scalar(db_url, "SELECT min(id) FROM target_batches")
+    sql(db_url, "INSERT INTO target_entries (batch_id, as_of, kind, opportunity_id, party_id, party_type, "
+                "cluster, stage, basis, amount_pence, reason, cause) VALUES (:b, :d, 'stage', 'ocds-fake', "
+                "'wm-0003', 'vcse', NULL, 'won', 'award', 99900000000, 'won', 'officer')", b=batch, d=AS_OF)
+    entry = scalar(db_url, "SELECT max(id) FROM target_entries")
+    code, data = verify(night)
+    assert code == 1 and f"ledger entry #{entry} (stage won ocds-fake wm-0003) was inserted" in _problems(data)
+
+
+def test_an_entry_in_a_batch_of_its_own_is_named(night, db_url):
+    sql(db_url, "INSERT INTO target_batches (cause, as_of, config, config_sha256, software) "
+                "VALUES ('officer', :d, '{}', 'x', 'x')", d=AS_OF)
+    batch = scalar(db_url, "SELECT max(id) FROM target_batches")
+    sql(db_url, "INSERT INTO target_entries (batch_id, as_of, kind, opportunity_id, party_id, basis, "
+                "amount_pence, reason, cause) VALUES (:b, :d, 'stage', 'ocds-fake', 'wm-0003', 'award', 5, "
+                "'won', 'officer')", b=batch, d=AS_OF)
+    code, data = verify(night)
+    problems = _problems(data)
+    assert code == 1 and f"ledger batch {batch} (officer, {AS_OF}) is in no chain link" in problems
+    assert "inserted outside the broker" in problems
+
+
+def test_a_deleted_tail_is_caught_by_what_cites_it_and_by_the_published_head(loaded, db_url, tmp_path):
+    nightly(loaded, tmp_path)
+    add_notice(db_url, "youth-1", "Youth work in Birmingham", "Detached youth work and mentoring for young people.")
+    second = nightly(loaded, tmp_path)
+    assert "run-000002: 0 matched" not in second.output, second.output
+    heads = tmp_path / "outbox" / "audit-heads.txt"
+    lines = heads.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and lines[-1].startswith(f"{AS_OF} #")
+    assert lines[-1].split()[-1] in second.output  # the head is printed with the summary too
+    assert verify(loaded, "--head", str(heads))[0] == 0
+    # Remove the last run completely, with its decisions, inputs, rules and every link from its own on.
+    drop_triggers(db_url)
+    run_id = "run-000002"
+    seq = scalar(db_url, "SELECT seq FROM audit_chain WHERE kind = 'run' AND ref = :r", r=run_id)
+    for table in ("decisions", "run_inputs", "run_rule_files"):
+        sql(db_url, f"DELETE FROM {table} WHERE run_id = :r", r=run_id)
+    sql(db_url, "DELETE FROM audit_chain WHERE seq >= :s", s=seq)
+    sql(db_url, "DELETE FROM match_runs WHERE id = :r", r=run_id)
+    code, data = verify(loaded)
+    assert code == 1
+    cited = [p for p in data["problems"] if p["kind"] == "reference" and p["ref"] == run_id]
+    assert cited and "matches were" in cited[0]["message"]
+    # The sealed ledger batches of that night are now in no link either.
+    assert any(p["kind"] == "ledger" and "in no chain link" in p["message"] for p in data["problems"])
+    code, data = verify(loaded, "--head", str(heads))
+    assert code == 1 and any(p["kind"] == "head" and "deleted from its end" in p["message"]
+                             for p in data["problems"])
+    # The next nightly notices it too, and says so in its exit code.
+    result = loaded("nightly", "--outbox", str(tmp_path / "outbox"), "--as-of", AS_OF, "--rules", str(RULES))
+    assert result.exit_code == 1 and "audit:" in result.output
+
+
+def test_a_head_that_is_not_in_the_chain(night, tmp_path):
+    code, data = verify(night, "--head", "ab" * 32)
+    assert code == 1 and data["problems"][0]["kind"] == "head"
+    bad = tmp_path / "heads.txt"
+    bad.write_text("not a head\n", encoding="utf-8")
+    result = night("audit", "verify", "--head", str(bad))
+    assert result.exit_code == 1 and "line 1: not a published head" in result.output
+
+
+def test_a_night_with_nothing_new_records_no_run(loaded, db_url, tmp_path):
+    nightly(loaded, tmp_path)
+    runs = scalar(db_url, "SELECT count(*) FROM match_runs")
+    decisions = scalar(db_url, "SELECT count(*) FROM decisions")
+    entries = scalar(db_url, "SELECT count(*) FROM target_entries")
+    again = nightly(loaded, tmp_path)
+    assert "nothing new since run-000001 (no run recorded)" in again.output
+    assert scalar(db_url, "SELECT count(*) FROM match_runs") == runs
+    assert scalar(db_url, "SELECT count(*) FROM decisions") == decisions
+    assert scalar(db_url, "SELECT count(*) FROM target_entries") == entries
+    direct = loaded("match", "--as-of", AS_OF, "--rules", str(RULES), "--json")
+    assert json.loads(direct.output)["noop"] is True
+    # A new business day is not "nothing new" (deadlines move): it is a run.
+    later = loaded("match", "--as-of", "2025-01-24", "--rules", str(RULES), "--json")
+    assert json.loads(later.output)["run_id"] == "run-000002"
+    assert verify(loaded)[0] == 0
