@@ -7,6 +7,7 @@ uninterrupted run reaches, and deliver no email twice.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -217,8 +218,21 @@ def test_outbox_only_counts_nothing_as_introduced_until_an_officer_marks_it_sent
         causes = set(s.scalars(select(TargetEntry.cause).where(TargetEntry.stage == "introduced")))
     engine.dispose()
     assert causes == {f"digest:{d[0]}" for d in digests}
-    target = run("target", "--as-of", AS_OF, "--json")
-    assert '"stage": "introduced"' in target.output and '"counting_stage": "interested"' in target.output
+    # Nothing confirmed interest yet: the headline is £0 and the introductions are the pipeline.
+    doc = json.loads(run("target", "--as-of", AS_OF, "--json").output)
+    assert (doc["counting_stage"], doc["counted_opportunities"]) == ("interested", 0)
+    assert doc["pipeline"]["stage"] == "introduced" and doc["pipeline"]["opportunities"] > 0
+    # Every counted pound names its evidence: here the officer's mark-sent, and then an interested outcome.
+    cfg = outbox.parent / "introduced.toml"
+    cfg.write_text('counting_stage = "introduced"\n', encoding="utf-8")
+    doc = json.loads(run("target", "--as-of", AS_OF, "--explain", "--json", "--config", str(cfg)).output)
+    assert doc["evidence"] and all("marked sent by an officer on 2020-04-16 (sent by hand)" in r["evidence"]
+                                   for r in doc["evidence"])
+    opp, party = doc["evidence"][0]["opportunity_id"], doc["evidence"][0]["party_id"]
+    assert run("outcome", "record", opp, party, "--stage", "interested", "--date", AS_OF).exit_code == 0
+    doc = json.loads(run("target", "--as-of", AS_OF, "--explain", "--json").output)
+    assert [(r["opportunity_id"], r["party_id"], r["stage"]) for r in doc["evidence"]] == [(opp, party, "interested")]
+    assert doc["evidence"][0]["evidence"].startswith("officer entry #")
 
 
 def test_a_kill_between_matching_and_counting_credits_the_run_that_matched(world, db_url):

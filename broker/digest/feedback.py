@@ -66,8 +66,8 @@ def record_feedback(session: Session, party_id: str, opportunity_id: str, kind: 
     """Record one party's feedback on one opportunity. Idempotent: the same feedback twice is one row.
 
     Does not commit (the caller's transaction). For new ``interested`` feedback calls
-    ``outcome_callback(session, opportunity_id, party_id, stage="interested", cause="feedback",
-    as_of=as_of)``.
+    ``outcome_callback(session, opportunity_id, party_id, stage="interested", cause="feedback:<id>",
+    as_of=as_of)`` (the feedback row's id: the evidence for the ledger entry).
 
     Raises:
         InputError: an unknown kind.
@@ -91,7 +91,7 @@ def record_feedback(session: Session, party_id: str, opportunity_id: str, kind: 
         session.add(row)
         session.flush()
         if kind == "interested" and outcome_callback is not None:
-            outcome_callback(session, opportunity_id, party_id, stage="interested", cause="feedback",
+            outcome_callback(session, opportunity_id, party_id, stage="interested", cause=f"feedback:{row.id}",
                              as_of=as_of)
     return FeedbackResult(row.party_id, row.opportunity_id, row.kind, row.reason, row.as_of, row.reference, new)
 
