@@ -9,8 +9,8 @@ it sent (outbox-only mode, ``mark_sent``); only then are its items recorded as i
 ``delivered`` callback, in the same transaction that marks it delivered. A digest built but not delivered
 is pipeline, not brokerage.
 
-Never a second copy of a message the server may have: an attempt is marked ``sending`` (and committed)
-before any byte goes out. When the whole message went out and no reply came (the server closed the
+Never a second copy of a message the server may have: the digest is marked ``sending`` (and committed)
+before any byte of an attempt goes out. When the whole message went out and no reply came (the server closed the
 connection or timed out after the end of DATA), or a run stopped during an attempt and left ``sending``
 behind, the digest becomes ``unconfirmed``: logged, never resent automatically, for an officer to
 ``mark_sent`` (the VCSE got it) or resend on purpose (same bytes, same Message-ID, so clients drop a
@@ -246,13 +246,12 @@ def _items(session: Session, digest_id: str) -> list[tuple[str, str]]:
 
 
 def _log(session: Session, digest: Digest, status: str, error: str | None, as_of: str,
-         clock: Callable[[], datetime]) -> DigestDelivery:
+         clock: Callable[[], datetime]) -> None:
+    """Append to the delivery log (never updated: an interrupted attempt gets an entry of its own later)."""
     digest.attempts += 1
     digest.last_error = error
-    entry = DigestDelivery(digest_id=digest.id, attempt=digest.attempts, status=status, error=error, as_of=as_of,
-                           logged_at=clock())
-    session.add(entry)
-    return entry
+    session.add(DigestDelivery(digest_id=digest.id, attempt=digest.attempts, status=status, error=error,
+                               as_of=as_of, logged_at=clock()))
 
 
 def _mark_delivered(session: Session, digest: Digest, as_of: str, clock: Callable[[], datetime],
@@ -281,9 +280,9 @@ class _Run:
     unreachable: str | None = None  # set on a server-wide failure, a spent budget or a failing server
     failing_in_a_row: int = 0
 
-    def log(self, digest: Digest, status: str, error: str | None) -> DigestDelivery:
+    def log(self, digest: Digest, status: str, error: str | None) -> None:
         self.report.attempts += 1
-        return _log(self.session, digest, status, error, self.as_of, self.clock)
+        _log(self.session, digest, status, error, self.as_of, self.clock)
 
     def _out_of_time(self, pause: float = 0.0) -> bool:
         """Whether the run's budget is spent (or would be, after a pause); then nothing more is tried."""
@@ -298,15 +297,14 @@ class _Run:
         for attempt in range(self.max_attempts):
             if self._out_of_time():
                 break
-            entry = self.log(digest, "sending", None)
             digest.status = "sending"
             self.session.commit()  # from here on the server may get the message: never send it blind again
             try:
                 self.client.send(sender, digest.to_address, data)
             except _Unconfirmed as exc:
                 self.client.reset()
-                entry.status, entry.error = "unconfirmed", str(exc)
-                digest.status, digest.last_error = "unconfirmed", str(exc)
+                self.log(digest, "unconfirmed", str(exc))
+                digest.status = "unconfirmed"
                 self.session.commit()
                 self.report.unconfirmed.append((digest.id, str(exc)))
                 self._failed_in_a_row()
@@ -314,14 +312,15 @@ class _Run:
             except (_ConnectFailed, OSError, smtplib.SMTPException) as exc:
                 self.client.reset()
                 error = str(exc) if isinstance(exc, _ConnectFailed) else describe(exc)
-                entry.error, digest.last_error = error, error
                 if permanent(exc):
-                    entry.status = digest.status = "rejected"
+                    self.log(digest, "rejected", error)
+                    digest.status = "rejected"
                     self.session.commit()
                     self.report.rejected.append((digest.id, error))
                     self.failing_in_a_row = 0
                     return
-                entry.status, digest.status = "failed", "pending"
+                self.log(digest, "failed", error)
+                digest.status = "pending"
                 self.session.commit()
                 if server_wide(exc) and attempt + 1 >= self.max_attempts:
                     self.unreachable = error
@@ -331,7 +330,7 @@ class _Run:
                         break
                     self.sleep(pause)
             else:
-                entry.status = "sent"
+                self.log(digest, "sent", None)
                 _mark_delivered(self.session, digest, self.as_of, self.clock, self.delivered)
                 self.session.commit()
                 self.report.delivered.append(digest.id)
@@ -407,13 +406,11 @@ def deliver(session: Session, outbox: Path, smtp: SmtpSettings, *, as_of: date, 
 
 def _settle_interrupted(session: Session, as_of: str, clock: Callable[[], datetime]) -> None:
     """A digest left ``sending`` by a run that stopped mid-attempt may be with the server: unconfirmed."""
-    for digest in session.scalars(select(Digest).where(Digest.status == "sending").order_by(Digest.id)):
-        error = ("a delivery run stopped during this digest's attempt; the server may have it, so it is not "
-                 "sent again automatically")
-        for entry in session.scalars(select(DigestDelivery).where(DigestDelivery.digest_id == digest.id,
-                                                                  DigestDelivery.status == "sending")):
-            entry.status, entry.error = "unconfirmed", error
-        digest.status, digest.last_error = "unconfirmed", error
+    error = ("a delivery run stopped during this digest's attempt; the server may have it, so it is not sent "
+             "again automatically")
+    for digest in list(session.scalars(select(Digest).where(Digest.status == "sending").order_by(Digest.id))):
+        _log(session, digest, "unconfirmed", error, as_of, clock)
+        digest.status = "unconfirmed"
     session.commit()
 
 
