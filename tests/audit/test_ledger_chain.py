@@ -24,12 +24,24 @@ def verify(run, *args: str) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.output[:result.output.rindex("}") + 1])
 
 
-def drop_triggers(db_url: str) -> None:
-    if db_url.startswith("sqlite"):
-        sql(db_url, "DROP TRIGGER target_entries_no_update")
-        sql(db_url, "DROP TRIGGER target_entries_no_delete")
-    else:
-        sql(db_url, "DROP TRIGGER target_entries_append_only ON target_entries")
+@pytest.fixture
+def drop_triggers(db_url):  # type: ignore[no-untyped-def]
+    """Drops the ledger's append-only triggers (a tamperer with the database owner's rights); puts them back
+    afterwards, since the PostgreSQL schema is shared by the tests of a run."""
+    dropped = []
+
+    def drop() -> None:
+        if db_url.startswith("sqlite"):
+            sql(db_url, "DROP TRIGGER target_entries_no_update")
+            sql(db_url, "DROP TRIGGER target_entries_no_delete")
+        else:
+            sql(db_url, "DROP TRIGGER target_entries_append_only ON target_entries")
+            dropped.append(True)
+
+    yield drop
+    if dropped:
+        sql(db_url, "CREATE TRIGGER target_entries_append_only BEFORE UPDATE OR DELETE ON target_entries "
+                    "FOR EACH ROW EXECUTE FUNCTION target_ledger_append_only()")
 
 
 @pytest.fixture
@@ -45,8 +57,8 @@ def _problems(data: dict) -> str:
     return "\n".join(p["message"] for p in data["problems"])
 
 
-def test_an_edited_ledger_entry_is_named_with_the_triggers_dropped(night, db_url):
-    drop_triggers(db_url)
+def test_an_edited_ledger_entry_is_named_with_the_triggers_dropped(night, db_url, drop_triggers):
+    drop_triggers()
     entry = scalar(db_url, "SELECT min(id) FROM target_entries WHERE kind = 'stage'")
     sql(db_url, "UPDATE target_entries SET amount_pence = amount_pence + 100000 WHERE id = :i", i=entry)
     code, data = verify(night)
@@ -54,14 +66,14 @@ def test_an_edited_ledger_entry_is_named_with_the_triggers_dropped(night, db_url
     assert f"ledger entry #{entry} " in data["first_broken"]["message"] and "was edited" in _problems(data)
 
 
-def test_an_entry_rewritten_with_its_hash_is_caught_by_the_batch_digest(night, db_url):
+def test_an_entry_rewritten_with_its_hash_is_caught_by_the_batch_digest(night, db_url, drop_triggers):
     from audit_world import session_on
     from sqlalchemy import select
 
     from broker.audit.ledger import ENTRY_FIELDS, entry_hash
     from broker.store.models import TargetEntry
 
-    drop_triggers(db_url)
+    drop_triggers()
     entry = scalar(db_url, "SELECT min(id) FROM target_entries WHERE kind = 'value'")
     sql(db_url, "UPDATE target_entries SET amount_pence = amount_pence + 100000 WHERE id = :i", i=entry)
     with session_on(db_url) as session:  # a careful tamperer recomputes the entry's own hash too
@@ -73,8 +85,8 @@ def test_an_entry_rewritten_with_its_hash_is_caught_by_the_batch_digest(night, d
     assert code == 1 and "rewritten together with its hash" in _problems(data)
 
 
-def test_a_deleted_ledger_entry_is_named(night, db_url):
-    drop_triggers(db_url)
+def test_a_deleted_ledger_entry_is_named(night, db_url, drop_triggers):
+    drop_triggers()
     entry = scalar(db_url, "SELECT max(id) FROM target_entries")
     sql(db_url, "DELETE FROM target_entries WHERE id = :i", i=entry)
     code, data = verify(night)
@@ -105,7 +117,7 @@ def test_an_entry_in_a_batch_of_its_own_is_named(night, db_url):
     assert "inserted outside the broker" in problems
 
 
-def test_a_deleted_tail_is_caught_by_what_cites_it_and_by_the_published_head(loaded, db_url, tmp_path):
+def test_a_deleted_tail_is_caught_by_what_cites_it_and_by_the_published_head(loaded, db_url, tmp_path, drop_triggers):
     nightly(loaded, tmp_path)
     add_notice(db_url, "youth-1", "Youth work in Birmingham", "Detached youth work and mentoring for young people.")
     second = nightly(loaded, tmp_path)
@@ -116,7 +128,7 @@ def test_a_deleted_tail_is_caught_by_what_cites_it_and_by_the_published_head(loa
     assert lines[-1].split()[-1] in second.output  # the head is printed with the summary too
     assert verify(loaded, "--head", str(heads))[0] == 0
     # Remove the last run completely, with its decisions, inputs, rules and every link from its own on.
-    drop_triggers(db_url)
+    drop_triggers()
     run_id = "run-000002"
     seq = scalar(db_url, "SELECT seq FROM audit_chain WHERE kind = 'run' AND ref = :r", r=run_id)
     for table in ("decisions", "run_inputs", "run_rule_files"):
@@ -162,3 +174,39 @@ def test_a_night_with_nothing_new_records_no_run(loaded, db_url, tmp_path):
     later = loaded("match", "--as-of", "2025-01-24", "--rules", str(RULES), "--json")
     assert json.loads(later.output)["run_id"] == "run-000002"
     assert verify(loaded)[0] == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_upgrading_a_database_with_a_ledger_seals_what_is_there(fresh_db, kind):
+    """Migration 0006 hashes the entries written before it and seals their batches; the result verifies,
+    and the triggers are back afterwards (an edit is still refused)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from broker.audit.verify import verify_chain
+    from broker.store.engine import _alembic_config, make_engine, session_factory, upgrade
+
+    url = fresh_db(kind)
+    engine = make_engine(url)
+    try:
+        cfg = _alembic_config(engine)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0005")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO target_batches (cause, as_of, config, config_sha256, software) "
+                              "VALUES ('officer', '2025-05-01', '{\"counting_stage\": \"introduced\"}', 'abc', '0')"))
+            for stage, amount in (("introduced", 500000), ("won", 700000)):
+                conn.execute(text("INSERT INTO target_entries (batch_id, as_of, kind, opportunity_id, party_id, "
+                                  "stage, basis, amount_pence, framework, reason, cause) VALUES (1, '2025-05-01', "
+                                  "'stage', 'o1', 'v1', :s, 'lower_bound', :a, false, 'r', 'officer')"),
+                             {"s": stage, "a": amount})
+        upgrade(engine)
+        with session_factory(engine)() as session:
+            report = verify_chain(session, cross_references=False)
+            assert report.ok, [str(p) for p in report.problems]
+            assert (report.links, report.ledger_batches, report.ledger_entries) == (1, 1, 2)
+        with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+            conn.execute(text("UPDATE target_entries SET amount_pence = 0"))
+    finally:
+        engine.dispose()

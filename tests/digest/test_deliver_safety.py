@@ -177,3 +177,36 @@ def test_the_time_budget_bounds_a_run(world: World, server: Server) -> None:
     assert report.stopped == "the delivery time budget for this run was used up"
     assert len(report.pending) == 42
 
+
+
+class _DropsMidTransfer(Controller):
+    """aiosmtpd, but DATA is cut off after its first line: the connection closes with no reply."""
+
+    def factory(self):  # type: ignore[no-untyped-def]
+        from aiosmtpd.smtp import SMTP
+
+        class Dropping(SMTP):
+            async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+                await self.push("354 End data with <CR><LF>.<CR><LF>")
+                await self._reader.readuntil(b"\r\n")
+                self.transport.close()
+
+        return Dropping(self.handler, **self.SMTP_kwargs)
+
+
+def test_a_server_dropping_every_message_mid_transfer_holds_the_run_for_three_digests(world: World) -> None:
+    many_digests(world, 42)
+    port = free_port()
+    controller = _DropsMidTransfer(Silent(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        sleeps = Sleeps()
+        report = deliver(world.session, world.outbox, SmtpSettings("127.0.0.1", port, timeout=5), as_of=AS_OF,
+                         sleep=sleeps, delivered=record_introduced_many)
+    finally:
+        controller.stop()
+    assert report.stopped == "3 digests in a row could not be delivered: the server is failing"
+    # Whether the client saw the cut before or after its last byte, three digests were tried, not 42.
+    tried = {d for d, _ in report.unconfirmed} | {d for d, e in report.pending if not e.startswith("not attempted")}
+    assert len(tried) == 3 and report.attempts <= 9 and sum(sleeps) <= 18
+    assert report.delivered == [] and introduced(world) == []
