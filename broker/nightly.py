@@ -4,6 +4,11 @@ Each step is idempotent and commits its own work, so a run killed at any point (
 again ends in the state an uninterrupted run reaches: ingest is idempotent, the match run's scope is
 computed against the last *complete* run, the ledger appends each (stage, cause) once, digests are keyed
 by (recipient, business date) and never repeat an opportunity. One lock per database keeps two runs apart.
+
+A night with nothing new records no run (the match step reports "nothing new since run-…"). Digests
+count as introduced only once delivered (SMTP accepted them) or marked sent by an officer. After the
+night the audit chain's head is appended to the heads file; the next night first checks that every head
+published before is still in the chain (a deleted tail shows there, exit 1).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from broker.audit.heads import current_head, head_problems, publish_head, read_heads
 from broker.digest import DigestSettings, SmtpSettings, build_digests, deliver
 from broker.digest.deliver import undelivered
+from broker.errors import BrokerError
 from broker.ingest import ingest_file
 from broker.locking import exclusive
 from broker.match.service import run_match
@@ -136,9 +142,14 @@ def _check_heads(sessions: sessionmaker[Session], options: NightlyOptions, summa
     """Every head published on earlier nights must still be in the chain (a deleted tail shows here)."""
     if options.heads is None or not options.heads.exists():
         return
+    try:
+        heads = read_heads(str(options.heads))
+    except BrokerError as exc:  # an unreadable heads file is itself a finding, not a reason to stop the night
+        summary.audit_problems = [str(exc)]
+        return
     with sessions() as session:
         links = list(session.scalars(select(AuditLink).order_by(AuditLink.seq)))
-    summary.audit_problems = [message for _, message in head_problems(links, read_heads(str(options.heads)))]
+    summary.audit_problems = [message for _, message in head_problems(links, heads)]
 
 
 def _publish_head(sessions: sessionmaker[Session], options: NightlyOptions, summary: NightlySummary) -> None:

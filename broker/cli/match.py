@@ -39,6 +39,9 @@ def business_date(text: str | None) -> date:
 def match_cmd(app: AppContext, as_of: str | None, rules_dir: str, full: bool, as_json: bool) -> None:
     """Match opportunities with VCSEs and consortia; store the run and every decision.
 
+    A run that would repeat the last one exactly (the same business date, inputs, rules, parameters and
+    software) records nothing and says so; --full runs anyway.
+
     \b
     Example:
         broker match --as-of 2020-04-16 --full

@@ -58,7 +58,7 @@ class DigestInfo:
     path: Path
     item_count: int
     opportunity_ids: tuple[str, ...]
-    status: str  # pending | delivered | rejected | cancelled
+    status: str  # pending | sending | delivered | unconfirmed | rejected | cancelled
     new: bool  # built by this call (False: committed by an earlier run for the same as_of)
 
 
