@@ -210,3 +210,12 @@ def test_upgrading_a_database_with_a_ledger_seals_what_is_there(fresh_db, kind):
             conn.execute(text("UPDATE target_entries SET amount_pence = 0"))
     finally:
         engine.dispose()
+
+
+def test_an_unreadable_heads_file_is_reported_and_the_night_still_runs(loaded, tmp_path):
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "audit-heads.txt").write_text("someone edited this\n", encoding="utf-8")
+    result = loaded("nightly", "--outbox", str(outbox), "--as-of", AS_OF, "--rules", str(RULES))
+    assert result.exit_code == 1 and "line 1: not a published head" in result.output
+    assert "run-000001:" in result.output  # the night's work was done
