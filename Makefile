@@ -37,6 +37,8 @@ demo: $(STAMP)
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) digest show --outbox demo/outbox --text \
 	  "$$($(BIN)/broker --db sqlite:///$(DEMO_DB) digest build --as-of $(DEMO_AS_OF) --outbox demo/outbox --json \
 	     | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["digests"][0]["id"])')"
+	@echo "--- outbox only: the officer sends the digests by hand, then marks them sent (now they are introduced) ---"
+	$(BIN)/broker --db sqlite:///$(DEMO_DB) digest mark-sent --all-pending --as-of $(DEMO_AS_OF) --note "sent from the office mailbox" | tail -1
 	@echo "--- outcomes the officer recorded over the next weeks (fixtures/directory/outcomes.csv) ---"
 	$(BIN)/broker --db sqlite:///$(DEMO_DB) outcome import fixtures/directory/outcomes.csv --as-of $(DEMO_REPORT_AS_OF) \
 	  --config $(DEMO_TARGET)

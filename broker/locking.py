@@ -1,8 +1,11 @@
 """One lock per database, so two nightly runs never overlap.
 
 PostgreSQL: a session-level advisory lock on a dedicated connection (released by the server if the process
-dies). Other databases (SQLite): an exclusive ``flock`` on a lock file beside the database file (released by
-the kernel if the process dies). Either way a ``kill -9`` never leaves a stale lock behind.
+dies). Other databases (SQLite): an exclusive ``flock`` on two lock files, one keyed by the database file's
+identity (device and inode, in the temporary directory) and one beside the file's resolved path. The
+first makes a hard link, a symlink or another spelling of the path share the lock (they are the same
+file); the second still holds where processes do not share a temporary directory. Both are released by
+the kernel if the process dies, so a ``kill -9`` never leaves a stale lock behind.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -34,7 +37,10 @@ def exclusive(engine: Engine, *, wait_seconds: float = 0.0, name: str = "nightly
         with _advisory(engine, wait_seconds, name):
             yield
     else:
-        with _flock(_lock_path(engine, name), wait_seconds):
+        # Always in the same order (identity, then path), so two processes never each hold one of the two.
+        with ExitStack() as stack:
+            for path in lock_paths(engine, name):
+                stack.enter_context(_flock(path, wait_seconds))
             yield
 
 
@@ -80,12 +86,21 @@ def _flock(path: Path, wait_seconds: float) -> Iterator[None]:
         os.close(fd)
 
 
-def _lock_path(engine: Engine, name: str) -> Path:
+def lock_paths(engine: Engine, name: str) -> list[Path]:
+    """The lock files of a database: by file identity (when the file exists) and by resolved path."""
     database = engine.url.database
-    if engine.dialect.name == "sqlite" and database and database != ":memory:":
-        return Path(database).resolve().with_name(Path(database).name + f".{name}.lock")
+    if engine.dialect.name == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database).resolve()
+        out = []
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None  # not created yet: the path alone
+        if st is not None:
+            out.append(Path(tempfile.gettempdir()) / f"broker-dev{st.st_dev:x}-ino{st.st_ino}.{name}.lock")
+        return [*out, path.with_name(path.name + f".{name}.lock")]
     digest = hashlib.sha256(engine.url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"broker-{digest}.{name}.lock"
+    return [Path(tempfile.gettempdir()) / f"broker-{digest}.{name}.lock"]
 
 
 def _busy(what: str) -> str:

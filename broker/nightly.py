@@ -4,6 +4,11 @@ Each step is idempotent and commits its own work, so a run killed at any point (
 again ends in the state an uninterrupted run reaches: ingest is idempotent, the match run's scope is
 computed against the last *complete* run, the ledger appends each (stage, cause) once, digests are keyed
 by (recipient, business date) and never repeat an opportunity. One lock per database keeps two runs apart.
+
+A night with nothing new records no run (the match step reports "nothing new since run-…"). Digests
+count as introduced only once delivered (SMTP accepted them) or marked sent by an officer. After the
+night the audit chain's head is appended to the heads file; the next night first checks that every head
+published before is still in the chain (a deleted tail shows there, exit 1).
 """
 
 from __future__ import annotations
@@ -17,16 +22,20 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.audit.heads import current_head, head_problems, publish_head, read_heads
 from broker.digest import DigestSettings, SmtpSettings, build_digests, deliver
+from broker.digest.deliver import undelivered
+from broker.errors import BrokerError
 from broker.ingest import ingest_file
 from broker.locking import exclusive
 from broker.match.rulesdir import RulesLocation
 from broker.match.service import run_match
+from broker.store.models import AuditLink
 from broker.target.config import TargetConfig
-from broker.target.ledger import reconcile_values, record_introduced, record_matches
+from broker.target.ledger import reconcile_values, record_introduced_many, record_matches
 from broker.target.progress import compute_progress
 from broker.target.report import render_report
 
@@ -47,6 +56,7 @@ class NightlyOptions:
     digest: DigestSettings = field(default_factory=DigestSettings)
     target: TargetConfig = field(default_factory=TargetConfig)
     wait_seconds: float = 0.0
+    heads: Path | None = None  # the published chain heads (one line per night), checked, then appended to
 
 
 @dataclass
@@ -59,28 +69,46 @@ class NightlySummary:
     updated: int = 0
     quarantined: int = 0
     run_id: str = ""
+    noop: bool = False  # nothing new since run_id: no run recorded
     matched: int = 0
     ledger_entries: int = 0
     digests: int = 0
     digests_new: int = 0
     delivered: int = 0
-    pending: int = 0
+    pending: int = 0  # SMTP configured: digests still undelivered after trying (failed or refused)
+    awaiting: int = 0  # outbox only: digests built and not yet marked sent by an officer
+    unconfirmed: int = 0  # the server may have them (no reply after DATA): never resent automatically
+    delivery_stopped: str = ""  # why delivery stopped trying before the end (time budget, failing server)
     counted_pence: int = 0
     report: str = ""
+    head: str = ""  # the audit chain's head after the night: "#SEQ HASH"
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    audit_problems: list[str] = field(default_factory=list)  # published heads the chain no longer holds
 
     @property
     def exit_code(self) -> int:
-        if self.pending:
+        if self.pending or self.unconfirmed or self.audit_problems:
             return EXIT_FAILED
         return EXIT_QUARANTINED if self.quarantined or self.failed_files else EXIT_OK
 
+    def _delivery(self) -> str:
+        parts = [f"{self.delivered} delivered"]
+        if self.awaiting:
+            parts.append(f"{self.awaiting} in the outbox awaiting `broker digest mark-sent` (outbox only)")
+        if self.pending:
+            parts.append(f"{self.pending} pending")
+        if self.unconfirmed:
+            parts.append(f"{self.unconfirmed} unconfirmed (not resent)")
+        return ", ".join(parts)
+
     def line(self) -> str:
+        run = (f"nothing new since {self.run_id} (no run recorded)" if self.noop
+               else f"{self.run_id or 'no run'}: {self.matched} matched")
         return (f"nightly {self.as_of}: {self.files} files ({self.new} new, {self.updated} updated, "
-                f"{self.quarantined} quarantined); {self.run_id or 'no run'}: {self.matched} matched; "
-                f"{self.digests_new} new digests ({self.delivered} delivered, {self.pending} pending); "
-                f"counted £{self.counted_pence / 100:,.0f} toward the target")
+                f"{self.quarantined} quarantined); {run}; "
+                f"{self.digests_new} new digests; {self._delivery()}; "
+                f"counted £{self.counted_pence / 100:,.0f} toward the target; audit chain head {self.head or '(empty)'}")
 
 
 def run_nightly(engine: Engine, sessions: sessionmaker[Session], options: NightlyOptions,
@@ -89,12 +117,14 @@ def run_nightly(engine: Engine, sessions: sessionmaker[Session], options: Nightl
     hook = crash_hook or (lambda step: None)
     summary = NightlySummary(as_of=options.as_of.isoformat())
     with exclusive(engine, wait_seconds=options.wait_seconds):
+        _check_heads(sessions, options, summary)
         if options.inbox is not None:
             _ingest_inbox(sessions, options.inbox, summary)
         hook("after_ingest")
         match = run_match(sessions, as_of=options.as_of, rules_dir=options.rules_dir,
                           progress=lambda done: hook("mid_match"))
-        summary.run_id, summary.matched = match.run_id, match.counts.get("matched", 0)
+        summary.run_id, summary.noop = match.run_id, match.noop
+        summary.matched = 0 if match.noop else match.counts.get("matched", 0)
         hook("after_match")
         with sessions.begin() as session:
             summary.ledger_entries = record_matches(session, match.run_id, options.as_of, config=options.target)
@@ -103,8 +133,35 @@ def run_nightly(engine: Engine, sessions: sessionmaker[Session], options: Nightl
         _digests(sessions, options, summary, hook)
         hook("after_digests")
         _report(sessions, options, summary)
+        _publish_head(sessions, options, summary)
     log.info(summary.line())
+    for problem in summary.audit_problems:
+        log.error("audit: %s", problem)
     return summary
+
+
+def _check_heads(sessions: sessionmaker[Session], options: NightlyOptions, summary: NightlySummary) -> None:
+    """Every head published on earlier nights must still be in the chain (a deleted tail shows here)."""
+    if options.heads is None or not options.heads.exists():
+        return
+    try:
+        heads = read_heads(str(options.heads))
+    except BrokerError as exc:  # an unreadable heads file is itself a finding, not a reason to stop the night
+        summary.audit_problems = [str(exc)]
+        return
+    with sessions() as session:
+        links = list(session.scalars(select(AuditLink).order_by(AuditLink.seq)))
+    summary.audit_problems = [message for _, message in head_problems(links, heads)]
+
+
+def _publish_head(sessions: sessionmaker[Session], options: NightlyOptions, summary: NightlySummary) -> None:
+    with sessions() as session:
+        head = current_head(session)
+    if head is None:
+        return
+    summary.head = f"#{head.seq} {head.hash}"
+    if options.heads is not None:
+        publish_head(options.heads, head, options.as_of.isoformat())
 
 
 def _ingest_inbox(sessions: sessionmaker[Session], inbox: Path, summary: NightlySummary) -> None:
@@ -146,19 +203,28 @@ def _sha(path: Path) -> str:
 
 def _digests(sessions: sessionmaker[Session], options: NightlyOptions, summary: NightlySummary,
              hook: Callable[[str], None]) -> None:
-    def introduced(session: Session, opportunity_id: str, party_id: str, *, cause: str, as_of: date) -> Any:
-        hook("mid_digest")
-        return record_introduced(session, opportunity_id, party_id, cause=cause, as_of=as_of,
-                                 config=options.target)
+    """Build tonight's digests; deliver them when SMTP is configured. Only a delivered digest's items are
+    introduced (in the transaction that marks it delivered); without SMTP they await an officer's
+    ``broker digest mark-sent``."""
+    def introduced(session: Session, pairs: list[tuple[str, str]], *, cause: str, as_of: date) -> Any:
+        hook("mid_delivery")
+        return record_introduced_many(session, pairs, cause=cause, as_of=as_of, config=options.target)
 
     with sessions() as session:
-        batch = build_digests(session, as_of=options.as_of, outbox=options.outbox,
-                              introduced_callback=introduced, settings=options.digest)
+        batch = build_digests(session, as_of=options.as_of, outbox=options.outbox, settings=options.digest,
+                              on_built=lambda digest_id: hook("mid_digest"))
         summary.digests = len(batch)
         summary.digests_new = sum(1 for d in batch if d.new)
         if options.smtp is not None:
-            delivery = deliver(session, options.outbox, options.smtp, as_of=options.as_of)
-            summary.delivered, summary.pending = len(delivery.delivered), len(delivery.pending)
+            delivery = deliver(session, options.outbox, options.smtp, as_of=options.as_of, delivered=introduced)
+            summary.delivered = len(delivery.delivered)
+            summary.delivery_stopped = delivery.stopped or ""
+        waiting = undelivered(session, options.as_of)
+    summary.unconfirmed = waiting.get("unconfirmed", 0)
+    if options.smtp is not None:
+        summary.pending = waiting.get("pending", 0) + waiting.get("rejected", 0)
+    else:
+        summary.awaiting = waiting.get("pending", 0)
 
 
 def _report(sessions: sessionmaker[Session], options: NightlyOptions, summary: NightlySummary) -> None:

@@ -7,6 +7,7 @@ uninterrupted run reaches, and deliver no email twice.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ from testpaths import FIXTURES, ROOT
 from broker.locking import exclusive
 from broker.match.queries import list_matches
 from broker.store.engine import make_engine, session_factory
-from broker.store.models import Digest, DigestItem, Match, Opportunity, TargetEntry
+from broker.store.models import Digest, DigestItem, Match, MatchRun, Opportunity, TargetEntry
 
 AS_OF = "2020-04-16"
 CSV = FIXTURES / "opportunities" / "cf_export_2020_sample.csv"
@@ -167,11 +168,86 @@ def test_killed_mid_digest_then_rerun_delivers_every_digest_exactly_once(world, 
     assert len(set(ids)) == len(ids)
 
 
+def test_killed_after_the_server_accepted_then_rerun_never_sends_it_again(world, db_url):
+    inbox, outbox = world
+    with Inbox() as smtp:
+        # Dies inside the first delivery's ledger step: the server has the message, the database does not know.
+        killed = nightly(db_url, inbox, outbox, "--smtp", smtp.address, kill_at="mid_delivery")
+        assert killed.returncode == -signal.SIGKILL
+        assert len(smtp.messages) == 1
+        rerun = nightly(db_url, inbox, outbox, "--smtp", smtp.address)
+        assert rerun.returncode == 1, rerun.stderr  # one digest needs an officer's look
+        assert "1 unconfirmed (not resent)" in rerun.stdout
+        digests = state(db_url, outbox)["digests"]
+        ids = [m.split(b"Message-ID:")[1].split(b"\r\n")[0].strip() for m in smtp.messages]
+    assert len(smtp.messages) == len(digests) and len(set(ids)) == len(ids)  # every digest exactly once
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        unconfirmed = s.scalars(select(Digest.id).where(Digest.status == "unconfirmed")).all()
+        introduced = s.scalars(select(TargetEntry.cause).where(TargetEntry.stage == "introduced")).all()
+    engine.dispose()
+    assert len(unconfirmed) == 1 and f"digest:{unconfirmed[0]}" not in introduced
+    assert len(set(introduced)) == len(digests) - 1
+
+
 def test_refused_smtp_leaves_digests_pending_and_exits_1(world, db_url):
     inbox, outbox = world
     result = nightly(db_url, inbox, outbox, "--smtp", f"127.0.0.1:{_free_port()}")  # nothing listens there
     assert result.returncode == 1
     assert "pending" in result.stdout
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:  # SMTP failure leaves introduced uncounted
+        assert s.scalars(select(TargetEntry).where(TargetEntry.stage == "introduced")).all() == []
+    engine.dispose()
+
+
+def test_outbox_only_counts_nothing_as_introduced_until_an_officer_marks_it_sent(world, db_url, run):
+    inbox, outbox = world
+    result = nightly(db_url, inbox, outbox)
+    assert result.returncode == 0, result.stderr
+    digests = state(db_url, outbox)["digests"]
+    assert f"0 delivered, {len(digests)} in the outbox awaiting `broker digest mark-sent`" in result.stdout
+    assert "0 pending" not in result.stdout
+    shown = run("digest", "show", digests[0][0], "--outbox", str(outbox), "--json")
+    assert '"status": "pending"' in shown.output  # the summary and `digest show` agree
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        assert s.scalars(select(TargetEntry).where(TargetEntry.stage == "introduced")).all() == []
+    marked = run("digest", "mark-sent", "--all-pending", "--as-of", AS_OF, "--note", "sent by hand")
+    assert marked.exit_code == 0 and f"{len(digests)} digests marked sent" in marked.output
+    with session_factory(engine)() as s:
+        causes = set(s.scalars(select(TargetEntry.cause).where(TargetEntry.stage == "introduced")))
+    engine.dispose()
+    assert causes == {f"digest:{d[0]}" for d in digests}
+    # Nothing confirmed interest yet: the headline is £0 and the introductions are the pipeline.
+    doc = json.loads(run("target", "--as-of", AS_OF, "--json").output)
+    assert (doc["counting_stage"], doc["counted_opportunities"]) == ("interested", 0)
+    assert doc["pipeline"]["stage"] == "introduced" and doc["pipeline"]["opportunities"] > 0
+    # Every counted pound names its evidence: here the officer's mark-sent, and then an interested outcome.
+    cfg = outbox.parent / "introduced.toml"
+    cfg.write_text('counting_stage = "introduced"\n', encoding="utf-8")
+    doc = json.loads(run("target", "--as-of", AS_OF, "--explain", "--json", "--config", str(cfg)).output)
+    assert doc["evidence"] and all("marked sent by an officer on 2020-04-16 (sent by hand)" in r["evidence"]
+                                   for r in doc["evidence"])
+    opp, party = doc["evidence"][0]["opportunity_id"], doc["evidence"][0]["party_id"]
+    assert run("outcome", "record", opp, party, "--stage", "interested", "--date", AS_OF).exit_code == 0
+    doc = json.loads(run("target", "--as-of", AS_OF, "--explain", "--json").output)
+    assert [(r["opportunity_id"], r["party_id"], r["stage"]) for r in doc["evidence"]] == [(opp, party, "interested")]
+    assert doc["evidence"][0]["evidence"].startswith("officer entry #")
+
+
+def test_a_kill_between_matching_and_counting_credits_the_run_that_matched(world, db_url):
+    inbox, outbox = world
+    assert nightly(db_url, inbox, outbox, kill_at="after_match").returncode == -signal.SIGKILL
+    rerun = nightly(db_url, inbox, outbox)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "nothing new since run-000001 (no run recorded)" in rerun.stdout
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        causes = set(s.scalars(select(TargetEntry.cause).where(TargetEntry.stage == "matched")))
+        runs = s.scalars(select(MatchRun.id)).all()
+    engine.dispose()
+    assert causes == {"run:run-000001"} and runs == ["run-000001"]
 
 
 def test_a_second_run_while_the_first_holds_the_lock_exits_with_a_clear_message(world, db_url):

@@ -14,7 +14,7 @@ whole chain from some link on can only be caught by comparing the head hash with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.audit.digests import decision_digest, decision_hash, link_hash
+from broker.audit.heads import Head, head_problems
+from broker.audit.ledger import LINK_KIND as LEDGER
+from broker.audit.ledger import LedgerCheck, ledger_link_messages, unsealed_messages
+from broker.audit.references import reference_problems
 from broker.audit.stored import (
     decision_key,
     input_problems,
@@ -46,13 +50,13 @@ class ChainBroken(BrokerError):
 
 @dataclass
 class LinkProblem:
-    seq: int | None  # None: a run that is in no link at all
+    seq: int | None  # None: a record that is in no link at all (a run, a ledger batch or entry, a head)
     kind: str
     ref: str
     message: str
 
     def __str__(self) -> str:
-        where = f"link #{self.seq} ({self.kind} {self.ref})" if self.seq is not None else f"run {self.ref}"
+        where = f"link #{self.seq} ({self.kind} {self.ref})" if self.seq is not None else f"{self.kind} {self.ref}"
         return f"{where}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
@@ -64,7 +68,10 @@ class VerifyReport:
     links: int = 0
     runs: int = 0  # run links whose run content was checked
     decisions: int = 0
+    ledger_batches: int = 0
+    ledger_entries: int = 0
     head: str | None = None  # hash of the last link
+    head_seq: int | None = None
     problems: list[LinkProblem] = field(default_factory=list)
 
     @property
@@ -74,24 +81,33 @@ class VerifyReport:
     def to_json(self) -> dict[str, Any]:
         first = self.problems[0] if self.problems else None
         return {"ok": self.ok, "links": self.links, "runs": self.runs, "decisions": self.decisions,
-                "head": self.head, "first_broken": first.to_json() if first else None,
+                "ledger_batches": self.ledger_batches, "ledger_entries": self.ledger_entries,
+                "head": self.head, "head_seq": self.head_seq, "first_broken": first.to_json() if first else None,
                 "problems": [p.to_json() for p in self.problems]}
 
 
 def verify_chain(session: Session, *, quick: bool = False,
-                 progress: Callable[[AuditLink], None] | None = None) -> VerifyReport:
+                 progress: Callable[[AuditLink], None] | None = None, heads: Sequence[Head] = (),
+                 cross_references: bool = True) -> VerifyReport:
     """Recompute the whole chain; problems are listed in chain order (the first is the first broken link).
 
     Args:
         session: a session on the database (only read).
-        quick: check the links and each run's manifest and rule texts, but not every snapshot record and
-            decision row (those are the slow part of a national database).
+        quick: check the links, each run's manifest and rule texts and each ledger batch's header, but not
+            every snapshot record, decision row and ledger entry (those are the slow part of a national
+            database).
         progress: called with each link before it is checked.
+        heads: chain heads published earlier (``broker audit verify --head``): each must still be in the
+            chain at its position, else the chain was cut back (a deleted tail) or rewritten.
+        cross_references: also check that every match and ledger batch cites a run the chain records.
     """
     links = list(session.scalars(select(AuditLink).order_by(AuditLink.seq)))
-    report = VerifyReport(links=len(links), head=links[-1].hash if links else None)
+    report = VerifyReport(links=len(links), head=links[-1].hash if links else None,
+                          head_seq=links[-1].seq if links else None)
     pruned = _pruned(links)
     checker = _RunChecker(session, quick)
+    ledger = LedgerCheck()
+    sealed: set[int] = set()
     prev: str | None = None
     linked: dict[str, int] = {}
     for expected, link in enumerate(links, 1):
@@ -102,6 +118,8 @@ def verify_chain(session: Session, *, quick: bool = False,
             messages += _run_link_messages(session, link, linked, pruned, checker, report)
         elif link.kind == "prune":
             messages += _prune_messages(link, linked)
+        elif link.kind == LEDGER:
+            messages += _ledger_messages(session, link, quick, ledger, sealed)
         else:
             messages.append(f"unknown link kind {link.kind!r}")
         _add(report, link, messages)
@@ -110,7 +128,35 @@ def verify_chain(session: Session, *, quick: bool = False,
         if run_id not in linked:
             report.problems.append(LinkProblem(None, "run", run_id, "a complete run that no chain link records "
                                                                       "(added outside `broker match`?)"))
+    _add_unowned(report, "ledger", unsealed_messages(session, sealed))
+    if cross_references:
+        _add_unowned(report, "reference", reference_problems(session, linked, pruned))
+    _add_unowned(report, "head", head_problems(links, heads))
+    report.ledger_batches, report.ledger_entries = ledger.batches, ledger.entries
     return report
+
+
+def _ledger_messages(session: Session, link: AuditLink, quick: bool, check: LedgerCheck,
+                     sealed: set[int]) -> list[str]:
+    batch_id = (link.payload or {}).get("batch_id")
+    out = []
+    if isinstance(batch_id, int):
+        if batch_id in sealed:
+            out.append(f"ledger batch {batch_id} is already sealed by an earlier link")
+        sealed.add(batch_id)
+    return out + ledger_link_messages(session, link, quick, check)
+
+
+def _add_unowned(report: VerifyReport, kind: str, found: list[tuple[str, str]]) -> None:
+    """Problems with records no link owns; at most ``MAX_PER_LINK`` per ref, then a count."""
+    per_ref: dict[str, int] = {}
+    for ref, message in found:
+        per_ref[ref] = per_ref.get(ref, 0) + 1
+        if per_ref[ref] <= MAX_PER_LINK:
+            report.problems.append(LinkProblem(None, kind, ref, message))
+    for ref, n in per_ref.items():
+        if n > MAX_PER_LINK:
+            report.problems.append(LinkProblem(None, kind, ref, f"... and {n - MAX_PER_LINK} more problems"))
 
 
 def _add(report: VerifyReport, link: AuditLink, messages: list[str]) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from broker.audit.explain import explain_pair
 from broker.audit.export import companion_path, export_csv, export_jsonl
+from broker.audit.heads import read_heads
 from broker.audit.importer import import_run
 from broker.audit.prune import prune_before
 from broker.audit.replay import ReplayDiffers, describe, replay_run
@@ -78,26 +79,35 @@ def replay_cmd(app: AppContext, run_id: str, limit: int, as_json: bool) -> None:
 
 @audit_group.command("verify")
 @click.option("--quick", is_flag=True, help="Check links, manifests and rule texts only (not every decision).")
+@click.option("--head", "heads", multiple=True, metavar="HASH|FILE",
+              help="A chain head published earlier (a hash, or a heads file such as OUTBOX/audit-heads.txt "
+                   "that `broker nightly` appends to): it must still be in the chain. Repeatable.")
 @json_option
 @pass_app
 @handle_errors
-def verify_cmd(app: AppContext, quick: bool, as_json: bool) -> None:
+def verify_cmd(app: AppContext, quick: bool, heads: tuple[str, ...], as_json: bool) -> None:
     """Recompute the tamper-evident chain and everything it vouches for; name the first broken link.
 
-    Exits 1 if any link, manifest, rule text, snapshot record or decision no longer matches its hash.
-    Keep the printed head hash somewhere else (a nightly report) to detect a rewritten chain.
+    Exits 1 if any link, manifest, rule text, snapshot record, decision or ledger entry no longer
+    matches its hash, if a match or ledger entry cites a run the chain does not record, or if a head
+    given with --head is no longer in the chain (its end was deleted, or it was rewritten). Keep the
+    printed head somewhere else: `broker nightly` appends it to OUTBOX/audit-heads.txt.
 
     \b
     Example:
-        broker audit verify
+        broker audit verify --head outbox/audit-heads.txt
     """
+    published = [h for value in heads for h in read_heads(value)]
     with app.sessions()() as session:
-        report = verify_chain(session, quick=quick)
+        report = verify_chain(session, quick=quick, heads=published)
     if as_json:
         echo_json(report.to_json())
     elif report.ok:
-        click.echo(f"chain ok: {report.links} links, {report.runs} runs and {report.decisions} decisions checked"
-                   f"{' (quick)' if quick else ''}; head {report.head or '(empty chain)'}")
+        against = f"; {len(published)} published heads found in it" if published else ""
+        click.echo(f"chain ok: {report.links} links, {report.runs} runs and {report.decisions} decisions, "
+                   f"{report.ledger_batches} ledger batches and {report.ledger_entries} ledger entries checked"
+                   f"{' (quick)' if quick else ''}{against}; head #{report.head_seq} {report.head}"
+                   if report.head else "chain ok: the chain is empty")
     else:
         for p in report.problems:
             click.echo(f"broken: {p}")

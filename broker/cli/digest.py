@@ -25,7 +25,7 @@ from broker.digest import (
     set_preferences,
     show_preferences,
 )
-from broker.digest.deliver import delivery_log
+from broker.digest.deliver import delivery_log, mark_sent
 from broker.digest.preferences import UNSET, list_preferences
 from broker.errors import BrokerError, ConfigError
 from broker.normalise.dates import LONDON, parse_business_date
@@ -86,7 +86,9 @@ def build_cmd(app: AppContext, as_of: str | None, outbox: Path, sender: str, sen
               min_days: int, min_score: int, base_url: str | None, link_days: int, as_json: bool) -> None:
     """Write one digest per opted-in VCSE with new matches to OUTBOX/DATE/*.eml.
 
-    Re-running the same night returns the digests already built and creates nothing new.
+    Re-running the same night returns the digests already built and creates nothing new. A built
+    digest is pending: its matches count as introduced only once it is delivered (`broker digest send`)
+    or an officer marks it sent (`broker digest mark-sent`).
 
     \b
     Example:
@@ -96,8 +98,7 @@ def build_cmd(app: AppContext, as_of: str | None, outbox: Path, sender: str, sen
     settings = DigestSettings(sender_address=sender, sender_name=sender_name, cap=cap, min_days=min_days,
                               min_score=min_score, links=digest_links(base_url, link_days))
     with app.sessions()() as session:
-        batch = build_digests(session, as_of=day, outbox=outbox, settings=settings,
-                              introduced_callback=_ledger_hook("record_introduced"))
+        batch = build_digests(session, as_of=day, outbox=outbox, settings=settings)
     data = {
         "as_of": day.isoformat(),
         "digests": [{"id": d.digest_id, "recipient_id": d.recipient_id, "to": d.to_address, "path": str(d.path),
@@ -131,6 +132,8 @@ def smtp_options(*, required: bool) -> Any:
                               "itself)."),
             click.option("--starttls", is_flag=True, help="Upgrade the connection with STARTTLS."),
             click.option("--ssl", "use_ssl", is_flag=True, help="Connect with implicit TLS (SMTPS, port 465)."),
+            click.option("--smtp-budget", "budget", type=click.FloatRange(min=1), default=300.0, show_default=True,
+                         metavar="SECONDS", help="Stop trying after this long; what is left waits for the next run."),
         )):
             fn = option(fn)
         return fn
@@ -138,7 +141,7 @@ def smtp_options(*, required: bool) -> Any:
 
 
 def smtp_settings(smtp_server: str, smtp_user: str | None, password_env: str | None, starttls: bool,
-                  use_ssl: bool) -> SmtpSettings:
+                  use_ssl: bool, budget: float = 300.0) -> SmtpSettings:
     host, port = parse_host_port(smtp_server, default_port=465 if use_ssl else 25)
     password = None
     if password_env:
@@ -146,7 +149,7 @@ def smtp_settings(smtp_server: str, smtp_user: str | None, password_env: str | N
         if password is None:
             raise ConfigError(f"--smtp-password-env {password_env}: that environment variable is not set")
     return SmtpSettings(host=host, port=port, user=smtp_user, password=password, starttls=starttls,
-                        implicit_tls=use_ssl)
+                        implicit_tls=use_ssl, budget_seconds=budget)
 
 
 @digest_group.command("send")
@@ -156,15 +159,20 @@ def smtp_settings(smtp_server: str, smtp_user: str | None, password_env: str | N
 @click.option("--max-attempts", type=click.IntRange(1, 10), default=3, show_default=True,
               help="Tries per digest this run before leaving it for the next.")
 @click.option("--retry-rejected", is_flag=True, help="Also retry digests the server refused permanently (5xx).")
+@click.option("--resend", "resend", multiple=True, metavar="DIGEST_ID",
+              help="Send this unconfirmed digest again (the server may already have it; same Message-ID). "
+                   "Repeatable.")
 @json_option
 @pass_app
 @handle_errors
 def send_cmd(app: AppContext, as_of: str | None, outbox: Path, smtp_server: str, smtp_user: str | None,
-             password_env: str | None, starttls: bool, use_ssl: bool, max_attempts: int, retry_rejected: bool,
-             as_json: bool) -> None:
+             password_env: str | None, starttls: bool, use_ssl: bool, budget: float, max_attempts: int,
+             retry_rejected: bool, resend: tuple[str, ...], as_json: bool) -> None:
     """Send every digest not yet delivered (tonight's and earlier nights' failures).
 
-    Exits 1 when any digest is still pending or was refused; pending ones are retried next run.
+    A digest the server accepted counts as introduced. One that went out without a reply after DATA is
+    `unconfirmed`: never sent again automatically (use --resend ID, or `broker digest mark-sent ID` if
+    the VCSE has it). Exits 1 when any digest is still pending, refused or unconfirmed.
 
     \b
     Example:
@@ -172,25 +180,69 @@ def send_cmd(app: AppContext, as_of: str | None, outbox: Path, smtp_server: str,
             --smtp-user brokerage --smtp-password-env SMTP_PASSWORD
     """
     day = _as_of(as_of)
-    settings = smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl)
+    settings = smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl, budget)
     with app.sessions()() as session:
         report = deliver(session, outbox, settings, as_of=day, max_attempts=max_attempts,
-                         retry_rejected=retry_rejected)
+                         retry_rejected=retry_rejected, resend=resend,
+                         delivered=_ledger_hook("record_introduced_many"))
     if as_json:
         echo_json({"as_of": day.isoformat(), "delivered": report.delivered,
                    "pending": [{"id": i, "error": e} for i, e in report.pending],
                    "rejected": [{"id": i, "error": e} for i, e in report.rejected],
-                   "cancelled": report.cancelled, "attempts": report.attempts})
+                   "unconfirmed": [{"id": i, "error": e} for i, e in report.unconfirmed],
+                   "cancelled": report.cancelled, "attempts": report.attempts, "stopped": report.stopped})
     else:
         for digest_id, error in report.pending:
             click.echo(f"pending  {digest_id}: {error}")
         for digest_id, error in report.rejected:
             click.echo(f"rejected {digest_id}: {error}")
+        for digest_id, error in report.unconfirmed:
+            click.echo(f"unconfirmed {digest_id}: {error}; not resent (see `broker digest show {digest_id}`)")
+        if report.stopped:
+            click.echo(f"stopped early: {report.stopped}")
         click.echo(f"{len(report.delivered)} delivered, {len(report.pending)} pending, {len(report.rejected)} "
-                   f"rejected, {len(report.cancelled)} cancelled (opted out) in {report.attempts} attempts.")
-    if report.pending or report.rejected:
+                   f"rejected, {len(report.unconfirmed)} unconfirmed, {len(report.cancelled)} cancelled "
+                   f"(opted out) in {report.attempts} attempts.")
+    if report.pending or report.rejected or report.unconfirmed:
         raise BrokerError(f"{len(report.pending)} digests still pending (retried by the next "
-                          f"`broker digest send`), {len(report.rejected)} refused by the server.")
+                          f"`broker digest send`), {len(report.rejected)} refused by the server, "
+                          f"{len(report.unconfirmed)} unconfirmed (not resent).")
+
+
+@digest_group.command("mark-sent")
+@click.argument("digest_ids", nargs=-1)
+@click.option("--all-pending", is_flag=True, help="Every pending digest of --as-of or earlier.")
+@as_of_option
+@click.option("--note", help="How it was sent (kept in the delivery log).")
+@json_option
+@pass_app
+@handle_errors
+def mark_sent_cmd(app: AppContext, digest_ids: tuple[str, ...], all_pending: bool, as_of: str | None,
+                  note: str | None, as_json: bool) -> None:
+    """Record that digests were sent by hand (outbox only), or that an unconfirmed one arrived.
+
+    Marks each DIGEST_ID delivered as of --as-of and records its matches as introduced: only delivered
+    digests count toward the target.
+
+    \b
+    Example:
+        broker digest mark-sent --all-pending --as-of 2025-01-16 --note "sent from the office mailbox"
+    """
+    day = _as_of(as_of)
+    with app.sessions().begin() as session:
+        ids = list(digest_ids)
+        if all_pending:
+            ids += list(session.scalars(select(Digest.id).where(Digest.status == "pending",
+                                                                Digest.as_of <= day.isoformat())))
+        if not ids:
+            raise click.UsageError("give DIGEST_ID... or --all-pending")
+        marked = mark_sent(session, ids, as_of=day, note=note, delivered=_ledger_hook("record_introduced_many"))
+    if as_json:
+        echo_json({"as_of": day.isoformat(), "marked": marked})
+        return
+    for digest_id in marked:
+        click.echo(f"marked sent  {digest_id}")
+    click.echo(f"{len(marked)} digests marked sent as of {day.isoformat()}; their matches count as introduced.")
 
 
 @digest_group.command("show")

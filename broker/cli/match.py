@@ -47,6 +47,9 @@ def business_date(text: str | None) -> date:
 def match_cmd(app: AppContext, as_of: str | None, rules_dir: RulesLocation, full: bool, as_json: bool) -> None:
     """Match opportunities with VCSEs and consortia; store the run and every decision.
 
+    A run that would repeat the last one exactly (the same business date, inputs, rules, parameters and
+    software) records nothing and says so; --full runs anyway.
+
     \b
     Example:
         broker match --as-of 2020-04-16 --full
@@ -66,7 +69,11 @@ def match_cmd(app: AppContext, as_of: str | None, rules_dir: RulesLocation, full
         bar.render_finish()
     if as_json:
         echo_json({"run_id": summary.run_id, "as_of": summary.as_of, "mode": summary.mode,
-                   "counts": summary.counts, "decision_digest": summary.decision_digest})
+                   "counts": summary.counts, "decision_digest": summary.decision_digest, "noop": summary.noop})
+        return
+    if summary.noop:
+        click.echo(f"Nothing new since {summary.run_id} (as of {summary.as_of}: the same inputs, rules, "
+                   "parameters and software): no run recorded. Use --full to run again anyway.")
         return
     c = summary.counts
     click.echo(f"Run {summary.run_id} ({summary.mode}, as of {summary.as_of}): {c['pairs_considered']} pairs "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from broker.audit.heads import HEADS_FILE
 from broker.cli.common import AppContext, echo_json, handle_errors, json_option, pass_app, rules_option
 from broker.cli.digest import smtp_options, smtp_settings
 from broker.cli.match import business_date
@@ -64,11 +65,14 @@ def _kill_hook():  # type: ignore[no-untyped-def]
 def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | None, rules_dir: RulesLocation,
                 target_config: str | None, sender: str, wait_seconds: float, log_file: Path | None,
                 smtp_server: str | None, smtp_user: str | None, password_env: str | None, starttls: bool,
-                use_ssl: bool, quiet: bool, base_url: str | None, link_days: int, as_json: bool) -> None:
+                use_ssl: bool, budget: float, quiet: bool, base_url: str | None, link_days: int,
+                as_json: bool) -> None:
     """Ingest the inbox, match, update the target ledger, write digests (and send them), write the report.
 
-    Exit codes: 0 ok, 1 failed (or digests still pending delivery), 4 done but some input was quarantined,
-    75 skipped: another run holds the lock (try again later).
+    Exit codes: 0 ok, 1 failed (or digests still pending delivery, or a chain head published on an
+    earlier night is no longer in the audit chain), 4 done but some input was quarantined, 75 skipped:
+    another run holds the lock (try again later). The chain head after the night is printed and appended
+    to OUTBOX/audit-heads.txt: keep a copy elsewhere.
 
     \b
     Example (crontab, every night at 02:30):
@@ -83,10 +87,10 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
     try:
         options = NightlyOptions(
             as_of=day, inbox=inbox, outbox=outbox, rules_dir=rules_dir, report=outbox / "report.html",
-            smtp=smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl) if smtp_server else None,
+            smtp=smtp_settings(smtp_server, smtp_user, password_env, starttls, use_ssl, budget) if smtp_server else None,
             digest=DigestSettings(sender_address=sender, links=digest_links(base_url, link_days)),
             target=load_config(target_config),
-            wait_seconds=wait_seconds)
+            wait_seconds=wait_seconds, heads=outbox / HEADS_FILE)
         summary = run_nightly(app.engine, app.sessions(), options, crash_hook=_kill_hook())
     finally:
         logging.getLogger("broker").removeHandler(handler)
@@ -101,6 +105,11 @@ def nightly_cmd(app: AppContext, inbox: Path | None, outbox: Path, as_of: str | 
             click.echo(f"  quarantined: {problem}", err=True)
         for warning in summary.warnings[:10]:
             click.echo(f"  warning: {warning}", err=True)
+        if summary.delivery_stopped:
+            click.echo(f"  delivery stopped early: {summary.delivery_stopped}; the rest wait for the next run",
+                       err=True)
+        for problem in summary.audit_problems:
+            click.echo(f"  audit: {problem}. Run `broker audit verify --head {outbox / HEADS_FILE}`.", err=True)
     sys.exit(summary.exit_code)
 
 

@@ -13,6 +13,7 @@ from broker.normalise.dates import LONDON, parse_business_date
 from broker.normalise.money import gbp_to_pence
 from broker.store.opportunities import find_opportunity
 from broker.target.config import load_config
+from broker.target.explain import EvidenceRow, evidence_csv, evidence_json, explain_progress
 from broker.target.ledger import reconcile_values, record_outcome
 from broker.target.outcomes import import_outcomes
 from broker.target.progress import Progress, compute_progress, progress_json
@@ -46,16 +47,21 @@ def _business_date(text: str | None, option: str = "--as-of") -> date:
 @click.option("--reconcile", is_flag=True,
               help="First record adjusting entries for changed values, cancellations and frameworks "
                    "(the nightly run does this).")
+@click.option("--explain", is_flag=True,
+              help="List every counted pound: opportunity, party, stage, value basis and the evidence "
+                   "(delivery, officer entry, feedback, outcomes file).")
+@click.option("--csv", "as_csv", is_flag=True, help="The --explain list as CSV on standard output.")
 @config_option
 @json_option
 @pass_app
 @handle_errors
-def target_cmd(app: AppContext, as_of: str | None, reconcile: bool, config_path: Path | None,
-               as_json: bool) -> None:
+def target_cmd(app: AppContext, as_of: str | None, reconcile: bool, explain: bool, as_csv: bool,
+               config_path: Path | None, as_json: bool) -> None:
     """Show brokered value counted toward the target: total, share, clusters, stages, pace.
 
-    An opportunity counts once at the counting stage (default: introduced), however many VCSEs or
-    clusters it went to. JSON money fields end in _pence.
+    An opportunity counts once at the counting stage (default: interested, the VCSE or an officer
+    confirmed interest), however many VCSEs or clusters it went to; the pipeline (default: introduced,
+    a digest was delivered or marked sent) is shown beside it. JSON money fields end in _pence.
 
     \b
     Example:
@@ -68,10 +74,38 @@ def target_cmd(app: AppContext, as_of: str | None, reconcile: bool, config_path:
             reconcile_values(session, day, config=config)
     with sessions() as session:
         progress = compute_progress(session, day, config)
-    if as_json:
-        echo_json(progress_json(progress))
+        evidence = explain_progress(session, progress) if explain or as_csv else None
+    if as_csv:
+        click.echo(evidence_csv(evidence or []), nl=False)
+    elif as_json:
+        doc = progress_json(progress)
+        if evidence is not None:
+            doc["evidence"] = evidence_json(evidence)
+        echo_json(doc)
     else:
         _print_progress(progress)
+        if evidence is not None:
+            _print_evidence(progress, evidence)
+
+
+def _safe(text: str) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences) shown as escapes, not run."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                   for c in text)
+
+
+def _print_evidence(p: Progress, rows: list[EvidenceRow]) -> None:
+    click.echo(f"Every counted pound ({format_gbp(p.counted_pence)}, stage {p.config.counting_stage} or beyond):")
+    for r in rows:
+        if r.counted_pence is not None:
+            click.echo(f"  {_safe(r.opportunity_id)}  {format_gbp(r.counted_pence)}  [{r.value_basis}] "
+                       f"{_safe(r.title)[:60]}")
+            if r.value_reason:
+                click.echo(f"      value: {_safe(r.value_reason)}")
+        click.echo(f"      {r.stage:10} {r.stage_date}  {_safe(r.party_id)} ({r.party_type}, "
+                   f"{_safe(r.cluster) or 'no cluster'}): {_safe(r.evidence)}")
+    if not rows:
+        click.echo("  (nothing counted)")
 
 
 def _print_progress(p: Progress) -> None:
@@ -79,6 +113,8 @@ def _print_progress(p: Progress) -> None:
     click.echo(f"Brokered value toward the target, as of {p.as_of} (counted at stage: {c.counting_stage})")
     click.echo(f"  {format_gbp(p.counted_pence)} of {format_gbp(c.target_pence)} ({p.share()}%) "
                f"from {len(p.counted)} opportunities")
+    click.echo(f"  pipeline ({c.pipeline_stage}, not counted unless {c.counting_stage}): "
+               f"{format_gbp(p.pipeline_pence)} from {len(p.pipeline)} opportunities")
     frameworks = doc["frameworks_excluded"]
     published = f" (published {format_gbp(frameworks['published_pence'])} not counted)" if frameworks["count"] else ""
     click.echo(f"  value unknown: {doc['value_unknown']['count']} (count £0); frameworks excluded: "

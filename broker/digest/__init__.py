@@ -2,8 +2,10 @@
 
 The nightly job calls, in order (see README.md in this folder)::
 
-    batch = build_digests(session, as_of=as_of, outbox=outbox, introduced_callback=record_introduced)
-    report = deliver(session, outbox, SmtpSettings(...), as_of=as_of)   # only when SMTP is configured
+    batch = build_digests(session, as_of=as_of, outbox=outbox)
+    report = deliver(session, outbox, SmtpSettings(...), as_of=as_of,   # only when SMTP is configured
+                     delivered=record_introduced_many)                  # introduced = delivered
+    mark_sent(session, digest_ids, as_of=as_of, delivered=record_introduced_many)  # outbox only
 
 No module here imports click or prints; errors are ``broker.errors.BrokerError`` subclasses.
 """

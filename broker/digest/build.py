@@ -40,11 +40,11 @@ from broker.store.models import Consortium, ConsortiumMember, Digest, DigestItem
 COMMIT_EVERY = 200  # digests per transaction: fewer commits, same crash safety (files always first)
 
 
-class IntroducedCallback(Protocol):
-    """The target ledger's hook (``broker.target.ledger.record_introduced``): must not commit."""
+class BuiltCallback(Protocol):
+    """Called with each new digest's id once it is recorded, before its commit (the nightly job's fault
+    injection for kill tests). Nothing is counted here: a digest counts as introduced when delivered."""
 
-    def __call__(self, session: Session, opportunity_id: str, party_id: str, *, cause: str,
-                 as_of: date) -> Any: ...
+    def __call__(self, digest_id: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class DigestInfo:
     path: Path
     item_count: int
     opportunity_ids: tuple[str, ...]
-    status: str  # pending | delivered | rejected | cancelled
+    status: str  # pending | sending | delivered | unconfirmed | rejected | cancelled
     new: bool  # built by this call (False: committed by an earlier run for the same as_of)
 
 
@@ -120,14 +120,12 @@ def _member_id(member: Any) -> str:
 
 
 def build_digests(session: Session, *, as_of: date, outbox: Path,
-                  introduced_callback: IntroducedCallback | None = None,
-                  settings: DigestSettings | None = None) -> DigestBatch:
+                  settings: DigestSettings | None = None, on_built: BuiltCallback | None = None) -> DigestBatch:
     """Build (or return the already-built) digests for the business date ``as_of``.
 
     Commits every ``COMMIT_EVERY`` new digests and at the end (files first: see the module docstring).
-    For each item of a new digest calls ``introduced_callback(session, opportunity_id, party_id,
-    cause="digest:<id>", as_of=as_of)`` in the same transaction as the digest; ``party_id`` is the
-    matched party (a consortium for a consortium item). Recipients skipped (no valid address, lead not
+    A built digest is ``pending``: nothing reaches the target ledger until it is delivered (``deliver``
+    or ``mark_sent``). Recipients skipped (no valid address, lead not
     in the directory) are listed on the result's ``skipped``; their matches, like those of recipients
     who opted out, stay unsent for a later night.
 
@@ -159,8 +157,9 @@ def build_digests(session: Session, *, as_of: date, outbox: Path,
         assert vcse is not None and eff is not None and address is not None
         chosen = choose(cands, cap=eff.cap, min_score=eff.min_score)
         if chosen:
-            built.append(_build_one(session, outbox, as_of, vcse, address, chosen, settings, lookup,
-                                    introduced_callback))
+            built.append(_build_one(session, outbox, as_of, vcse, address, chosen, settings, lookup))
+            if on_built is not None:
+                on_built(built[-1].digest_id)
             if len(built) % COMMIT_EVERY == 0:
                 _commit(session)
     _commit(session)
@@ -177,9 +176,8 @@ def _vcses(session: Session, ids: list[str]) -> dict[str, Vcse]:
 
 
 def _build_one(session: Session, outbox: Path, as_of: date, vcse: Vcse, address: str,
-               chosen: list[Candidate], settings: DigestSettings, lookup: _Lookup,
-               introduced_callback: IntroducedCallback | None) -> DigestInfo:
-    """Compose one digest, write its file, record it and its items and call the ledger hook (no commit)."""
+               chosen: list[Candidate], settings: DigestSettings, lookup: _Lookup) -> DigestInfo:
+    """Compose one digest, write its file, record it and its items (no commit)."""
     as_of_s = as_of.isoformat()
     did = make_digest_id(vcse.id, as_of_s)
     items = [item_payload(c, n, as_of, lookup.via(c), settings) for n, c in enumerate(chosen, start=1)]
@@ -192,9 +190,6 @@ def _build_one(session: Session, outbox: Path, as_of: date, vcse: Vcse, address:
     except IntegrityError as exc:
         session.rollback()
         raise _concurrent(exc) from exc
-    if introduced_callback is not None:
-        for c in chosen:
-            introduced_callback(session, c.opportunity.id, c.match.party_id, cause=f"digest:{did}", as_of=as_of)
     return DigestInfo(did, vcse.id, payload["recipient"]["name"], address, path, len(items),
                       tuple(c.opportunity.id for c in chosen), "pending", True)
 

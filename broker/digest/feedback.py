@@ -67,9 +67,9 @@ def record_feedback(session: Session, party_id: str, opportunity_id: str, kind: 
     """Record one party's feedback on one opportunity. Idempotent: the same feedback twice is one row.
 
     Does not commit (the caller's transaction). For new ``interested`` feedback calls
-    ``outcome_callback(session, opportunity_id, party_id, stage="interested", cause="feedback",
-    as_of=as_of)``. ``cause`` says where it came from (``feedback:web``: a signed link in a digest); it is
-    stored on the row and replaces ``feedback`` as the ledger entry's cause.
+    ``outcome_callback(session, opportunity_id, party_id, stage="interested", cause=...,
+    as_of=as_of)``. The ledger entry's cause is ``cause`` when given (``feedback:web``: a signed link in a
+    digest, also stored on the row), else ``feedback:<id>``, the feedback row that is its evidence.
 
     Raises:
         InputError: an unknown kind.
@@ -93,7 +93,7 @@ def record_feedback(session: Session, party_id: str, opportunity_id: str, kind: 
         session.add(row)
         session.flush()
         if kind == "interested" and outcome_callback is not None:
-            outcome_callback(session, opportunity_id, party_id, stage="interested", cause=cause or "feedback",
+            outcome_callback(session, opportunity_id, party_id, stage="interested", cause=cause or f"feedback:{row.id}",
                              as_of=as_of)
     return FeedbackResult(row.party_id, row.opportunity_id, row.kind, row.reason, row.as_of, row.reference, new)
 

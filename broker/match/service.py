@@ -56,11 +56,14 @@ LIVE_STATUSES = ("open", "planned")
 
 @dataclass(frozen=True)
 class RunSummary:
+    """What a run did. ``noop``: nothing had changed since the run named, so no run was recorded."""
+
     run_id: str
     as_of: str
     mode: str
     counts: dict[str, int]
     decision_digest: str
+    noop: bool = False
 
 
 @dataclass
@@ -107,6 +110,9 @@ def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: RulesL
     with sessions.begin() as session:
         _abandon_unfinished(session)
         inputs = load_inputs(session, as_of)
+        same = None if full else _same_as_last(session, inputs, as_of, params, ruleset)
+        if same is not None:
+            return RunSummary(same.id, same.as_of, "no-op", dict(same.counts), same.decision_digest or "", True)
         scope = _scope(session, inputs, as_of, params, ruleset, full)
         run = _start_run(session, as_of, scope, params, ruleset, inputs, location)
         run_id = run.id
@@ -164,13 +170,34 @@ def load_inputs(session: Session, as_of: date) -> Inputs:
     return Inputs(opportunities, parties, hashes)
 
 
+def _last_run(session: Session) -> MatchRun | None:
+    """The last complete run made here. A run imported from another database (`broker audit import`)
+    read that database's inputs: never the base of an incremental run here."""
+    imported = select(AuditLink.ref).where(AuditLink.kind == "import")
+    return session.scalars(select(MatchRun).where(MatchRun.status == "complete", MatchRun.id.not_in(imported))
+                           .order_by(MatchRun.seq.desc()).limit(1)).first()
+
+
+def _same_as_last(session: Session, inputs: Inputs, as_of: date, params: MatchParams,
+                  ruleset: RuleSet) -> MatchRun | None:
+    """The last run, when this run would repeat it exactly; else None.
+
+    A run is a function of its inputs, rules, parameters, software and business date: when all of them
+    equal the last run's, every decision would be the same again, so nothing is recorded (re-running a
+    night with nothing new must not add a run of identical decisions each time).
+    """
+    last = _last_run(session)
+    if (last is None or last.as_of != as_of.isoformat() or last.rules_sha256 != ruleset.sha256
+            or last.params != params.to_json() or last.software != software_versions()):
+        return None
+    before = {(kind, entity_id): content_hash for kind, entity_id, content_hash in session.execute(
+        select(RunInput.kind, RunInput.entity_id, RunInput.content_hash).where(RunInput.run_id == last.id))}
+    return last if before == inputs.hashes else None
+
+
 def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, ruleset: RuleSet,
            full: bool) -> RunScope:
-    # A run imported from another database (`broker audit import`) read that database's inputs: never
-    # the base of an incremental run here.
-    imported = select(AuditLink.ref).where(AuditLink.kind == "import")
-    last = session.scalars(select(MatchRun).where(MatchRun.status == "complete", MatchRun.id.not_in(imported))
-                           .order_by(MatchRun.seq.desc()).limit(1)).first()
+    last = _last_run(session)
     if full or last is None or last.rules_sha256 != ruleset.sha256 or last.params != params.to_json():
         return RunScope(full=True)  # first run, or other rules or parameters: every decision may differ
     before = {(kind, entity_id): content_hash for kind, entity_id, content_hash in session.execute(

@@ -452,6 +452,8 @@ class TargetEntry(Base):
     reason: Mapped[str] = mapped_column(Text)
     cause: Mapped[str] = mapped_column(String(255))
     note: Mapped[str | None] = mapped_column(Text)
+    # sha256 of the entry's content; the batch's ``ledger`` chain link binds it to the entry's id.
+    entry_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ funder can see which rules produced a figure. A file may be TOML or YAML, with t
 level or under a ``target`` table::
 
     target_gbp = 1000000            # or target_pence = 100000000
-    counting_stage = "introduced"   # matched | introduced | interested | bid | won
+    counting_stage = "interested"   # matched | introduced | interested | bid | won
+    pipeline_stage = "introduced"   # shown beside the headline: what has gone out but not (yet) counted
     window_start = 2025-04-01
     window_end = 2028-03-31
     value_basis = "lower_bound"     # lower_bound | upper_bound | midpoint
@@ -39,7 +40,10 @@ class TargetConfig:
 
     Attributes:
         target_pence: the programme's output target (£1,000,000).
-        counting_stage: the stage at which an opportunity counts (BRIEF: introduced).
+        counting_stage: the stage at which an opportunity counts toward the headline: ``interested``, the
+            VCSE or an officer confirmed interest (an introduction alone is not yet brokerage).
+        pipeline_stage: the earlier stage shown beside the headline as the pipeline: ``introduced``, a
+            digest was delivered (SMTP accepted it) or an officer marked it sent.
         window_start: first day of the programme window (pace is measured from here).
         window_end: last day of the programme window (the projected date is judged against it).
         value_basis: which figure of a value range counts (BRIEF: the lower bound).
@@ -48,7 +52,8 @@ class TargetConfig:
     """
 
     target_pence: int = 100_000_000
-    counting_stage: str = "introduced"
+    counting_stage: str = "interested"
+    pipeline_stage: str = "introduced"
     window_start: date = date(2025, 4, 1)
     window_end: date = date(2028, 3, 31)
     value_basis: str = "lower_bound"
@@ -59,8 +64,9 @@ class TargetConfig:
         if not isinstance(self.target_pence, int) or isinstance(self.target_pence, bool) \
                 or self.target_pence <= 0:
             raise ConfigError(f"target must be a positive amount, got {self.target_pence!r}")
-        if self.counting_stage not in COUNTING_STAGES:
-            raise ConfigError(f"counting_stage {self.counting_stage!r} is not one of {', '.join(COUNTING_STAGES)}")
+        for name in ("counting_stage", "pipeline_stage"):
+            if getattr(self, name) not in COUNTING_STAGES:
+                raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {', '.join(COUNTING_STAGES)}")
         if self.value_basis not in VALUE_BASES:
             raise ConfigError(f"value_basis {self.value_basis!r} is not one of {', '.join(VALUE_BASES)}")
         if self.window_end < self.window_start:

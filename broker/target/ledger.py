@@ -19,8 +19,9 @@ from sqlalchemy import exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from broker import __version__
+from broker.audit.ledger import entry_hash, seal_batch
 from broker.errors import InputError, NotFound
-from broker.store.models import Match, Opportunity, TargetBatch, TargetEntry
+from broker.store.models import Match, MatchRun, Opportunity, TargetBatch, TargetEntry
 from broker.target.config import DEFAULT_CONFIG, TargetConfig
 from broker.target.parties import Party, PartyResolver, chunks
 from broker.target.stages import STAGES, is_outcome
@@ -119,17 +120,11 @@ class LedgerWriter:
         self._stages.setdefault(opportunity_id, set()).add((party.id, stage))
 
     def _open_batch(self) -> TargetBatch:
-        """The batch for this cause, date and configuration: an earlier call's (a digest records its items
-        one call at a time), else a new one."""
-        cause, sha = self.cause[:255], self.config.sha256()
-        batch = self.session.scalars(select(TargetBatch).where(
-            TargetBatch.cause == cause, TargetBatch.as_of == self.as_of, TargetBatch.config_sha256 == sha,
-            TargetBatch.software == __version__).order_by(TargetBatch.id).limit(1)).first()
-        if batch is None:
-            batch = TargetBatch(cause=cause, as_of=self.as_of, config=self.config.as_dict(), config_sha256=sha,
-                                software=__version__)
-            self.session.add(batch)
-            self.session.flush()
+        """A new batch for this write: each batch is sealed into the audit chain once, when the write ends."""
+        batch = TargetBatch(cause=self.cause[:255], as_of=self.as_of, config=self.config.as_dict(),
+                            config_sha256=self.config.sha256(), software=__version__)
+        self.session.add(batch)
+        self.session.flush()
         return batch
 
     def _append(self, **values: object) -> None:
@@ -137,6 +132,7 @@ class LedgerWriter:
             self.batch = self._open_batch()
         row = dict.fromkeys(_ENTRY_COLUMNS)
         row.update(values, batch_id=self.batch.id, cause=str(values.get("cause") or self.cause)[:255])
+        row["entry_hash"] = entry_hash(row)
         self._pending.append(row)
         self.added += 1
         if len(self._pending) >= 5000:
@@ -147,6 +143,13 @@ class LedgerWriter:
         if self._pending:
             self.session.connection().execute(insert(TargetEntry.__table__), self._pending)
             self._pending = []
+
+    def seal(self) -> None:
+        """End the write: flush, and seal the batch (if anything was written) into the audit chain."""
+        self.flush()
+        if self.batch is not None:
+            seal_batch(self.session, self.batch)
+            self.batch = None
 
 
 _ENTRY_COLUMNS = tuple(c.key for c in TargetEntry.__table__.columns if c.key != "id")
@@ -169,18 +172,35 @@ def record_matches(session: Session, run_id: str, as_of: date, *, config: Target
     """Append a ``matched`` entry for each active match of a run whose pair is not yet matched in the ledger.
 
     Reads the ``matches`` rows with ``first_run_id`` or ``last_run_id`` equal to ``run_id``, and any active
-    match not yet counted as matched. Idempotent.
+    match not yet counted as matched. Each entry names the run that first matched the pair (its
+    ``first_run_id``) and takes that run's business date: a nightly run killed between matching and
+    counting leaves its matches to the next night, which credits them to the run that really matched them,
+    not to itself. One batch (one chain link) per crediting run. Idempotent.
 
     Returns:
         The number of entries appended (opening/adjusting value entries included).
     """
-    # Also any active match not yet in the ledger: a nightly run killed between matching and counting
-    # leaves its matches for the next run to count.
+    business_day(as_of)  # refuse a datetime before reading anything
     uncounted = ~exists().where(TargetEntry.opportunity_id == Match.opportunity_id,
                                 TargetEntry.party_id == Match.party_id, TargetEntry.stage == "matched")
     matches = list(session.scalars(select(Match).where(
         Match.status == "active", or_(Match.first_run_id == run_id, Match.last_run_id == run_id, uncounted))
         .order_by(Match.opportunity_id, Match.party_id)))
+    by_run: dict[str, list[Match]] = {}
+    for m in matches:
+        by_run.setdefault(m.first_run_id, []).append(m)
+    dates = dict(session.execute(select(MatchRun.id, MatchRun.as_of).where(MatchRun.id.in_(sorted(by_run)))).all()) \
+        if by_run else {}
+    added = 0
+    # One crediting run after another: each writer reads the ledger as the previous one left it.
+    for credited in sorted(by_run):
+        day = date.fromisoformat(dates[credited]) if credited in dates else as_of
+        added += _record_run_matches(session, credited, by_run[credited], day, config)
+    return added
+
+
+def _record_run_matches(session: Session, run_id: str, matches: list[Match], as_of: date,
+                        config: TargetConfig | None) -> int:
     writer = LedgerWriter(session, cause=f"run:{run_id}", as_of=as_of, config=config)
     ids = sorted({m.opportunity_id for m in matches})
     writer.preload(ids)
@@ -196,7 +216,7 @@ def record_matches(session: Session, run_id: str, as_of: date, *, config: Target
         valuation = for_pair(writer.ensure_level(row), match.flags)
         writer.add_stage(row.id, resolver.from_match(match), "matched", valuation,
                          f"matched by run {run_id}; {describe(NoticeFacts.of(row), valuation)}")
-    writer.flush()
+    writer.seal()
     return writer.added
 
 
@@ -233,7 +253,7 @@ def record_introduced_many(session: Session, pairs: Iterable[tuple[str, str]], *
             raise NotFound(f"no VCSE, consortium or match {party_id!r} for opportunity {opportunity_id!r}")
         valuation = for_pair(writer.ensure_level(row), match.flags if match else None)
         writer.add_stage(opportunity_id, party, "introduced", valuation, f"introduced ({cause})")
-    writer.flush()
+    writer.seal()
     return writer.added
 
 
@@ -281,8 +301,11 @@ def record_outcome(session: Session, opportunity_id: str, party_id: str, stage: 
         valuation = Valuation("award", value_pence, value_pence)
     writer.add_stage(opportunity_id, party, stage, valuation, _outcome_reason(session, previous, row.id,
                      party_id, stage, value_pence), as_of=day, cause=cause, note=note)
+    if own:
+        writer.seal()
+        return writer.added
     writer.flush()
-    return writer.added if own else writer.added - added_before
+    return writer.added - added_before
 
 
 def _check_outcome(stage: str, value_pence: int | None) -> None:
@@ -350,5 +373,5 @@ def reconcile_values(session: Session, as_of: date, *, config: TargetConfig | No
         for oid in part:
             if oid in rows:
                 writer.ensure_level(rows[oid])
-    writer.flush()
+    writer.seal()
     return writer.added

@@ -90,6 +90,7 @@ def import_outcomes(session: Session, path: Path, *, as_of: date, config: Target
             result.recorded_rows += 1
         else:
             result.unchanged_rows += 1
+    writer.seal()
     return result
 
 

@@ -1,7 +1,8 @@
 """Progress toward the target, folded from the ledger as it stood on a business date.
 
 BRIEF, Policies / Counting: an opportunity (or lot) counts once toward the overall total, however many
-parties, clusters or runs it went to, at the counting stage (default: introduced). Per-cluster rows may
+parties, clusters or runs it went to, at the counting stage (default: interested); the pipeline stage
+(default: introduced) is shown beside it. Per-cluster rows may
 each show it; the total never double counts. The counting policy is applied here, when reading, from the
 notice facts the ledger recorded, so the figure under any configuration can be recomputed from the ledger
 alone, and the configuration used is part of every result.
@@ -10,7 +11,7 @@ alone, and the configuration used is part of every result.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -207,6 +208,12 @@ class Progress:
     ledger_entries: int
     # Opportunities that went only to parties that cannot take them on alone: listed, never counted.
     prospects: tuple[CountedOpportunity, ...] = ()
+    pipeline: tuple[CountedOpportunity, ...] = ()  # what reached the pipeline stage, largest first
+
+    @property
+    def pipeline_pence(self) -> int:
+        """The pipeline's value: every opportunity at the pipeline stage or beyond, each once."""
+        return sum(c.value.amount_pence for c in self.pipeline)
 
     def share(self) -> Decimal:
         """The total as a percentage of the target, to two places."""
@@ -232,10 +239,13 @@ def compute_progress(session: Session, as_of: date, config: TargetConfig | None 
     entries = session.scalar(select(func.count()).select_from(TargetEntry).where(TargetEntry.as_of <= day))
     # Listed apart: opportunities that reached parties only as subcontracting prospects.
     prospects = tuple(_prospect(o, day, config) for o in opps if o.prospect and not o.rungs and not o.outcomes)
+    at_pipeline = replace(config, counting_stage=config.pipeline_stage)
+    pipeline = _counted([o for o in opps if _counts(o, day, at_pipeline)], day, at_pipeline)
     return Progress(as_of=as_of, config=config, counted_pence=total, prospects=prospects,
                     counted=tuple(sorted(counted, key=lambda c: (-c.value.amount_pence, c.id))),
                     by_cluster=_by_cluster(counting, day, config), by_stage=_by_stage(opps, day, config),
-                    series=series, pace=_pace(series, total, as_of, config), ledger_entries=entries or 0)
+                    series=series, pace=_pace(series, total, as_of, config), ledger_entries=entries or 0,
+                    pipeline=tuple(sorted(pipeline, key=lambda c: (-c.value.amount_pence, c.id))))
 
 
 def _prospect(opp: OpportunityLedger, day: str, config: TargetConfig) -> CountedOpportunity:
@@ -340,6 +350,8 @@ def progress_json(progress: Progress) -> dict[str, Any]:
         "share_percent": float(p.share()),
         "counting_stage": p.config.counting_stage,
         "counted_opportunities": len(p.counted),
+        "pipeline": {"stage": p.config.pipeline_stage, "value_pence": p.pipeline_pence,
+                     "opportunities": len(p.pipeline)},
         "value_unknown": {"count": len(unknown), "opportunity_ids": [c.id for c in unknown]},
         "frameworks_excluded": {"count": len(frameworks), "opportunity_ids": [c.id for c in frameworks],
                                 "published_pence": sum(c.value.published_pence or 0 for c in frameworks)},

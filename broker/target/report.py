@@ -51,6 +51,8 @@ def report_context(session: Session, progress: Progress) -> dict[str, Any]:
         "as_of": p.as_of.isoformat(),
         "total": format_gbp(p.counted_pence), "target": format_gbp(c.target_pence), "share": str(p.share()),
         "counted": len(p.counted), "counting_stage": c.counting_stage,
+        "pipeline_stage": c.pipeline_stage, "pipeline_total": format_gbp(p.pipeline_pence),
+        "pipeline_count": len(p.pipeline),
         "unknown": len(p.with_basis("unknown")), "frameworks": len(p.with_basis("framework")),
         "frameworks_published": format_gbp(sum(o.value.published_pence or 0 for o in p.with_basis("framework"))),
         "cancelled": len(p.with_basis("cancelled")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 LADDER = ("matched", "introduced", "interested", "bid")
 OUTCOMES = ("won", "lost", "withdrawn")
 STAGES = LADDER + OUTCOMES
-# Stages an opportunity can be counted at (BRIEF default: introduced). lost/withdrawn are not brokerage
+# Stages an opportunity can be counted at (default: interested, with introduced as the pipeline). lost/withdrawn are not brokerage
 # milestones of their own: they imply the rung below them, which is counted.
 COUNTING_STAGES = LADDER + ("won",)
 # Stages an officer records by hand (matched comes from a run; introduced may also come from a digest).

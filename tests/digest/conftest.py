@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 
 @pytest.fixture
-def world(session: Session, tmp_path: Path) -> World:
+def world(session: Session, tmp_path: Path, fabricated_matches: None) -> World:
     return World(session, tmp_path / "outbox")
 
 

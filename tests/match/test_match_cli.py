@@ -65,8 +65,9 @@ def test_running_twice_creates_no_duplicate_matches(loaded, db_url):
     _match(loaded, "--rules", str(ROOT / "rules"))
     before = sorted(_pairs(db_url))
     second = _match(loaded, "--rules", str(ROOT / "rules"))
-    assert second["mode"] == "incremental"
-    assert second["counts"]["pairs_considered"] == 0  # nothing changed, same business day
+    # Nothing changed, same business day: no run is recorded (it would repeat every decision).
+    assert (second["mode"], second["noop"], second["run_id"]) == ("no-op", True, "run-000001")
+    assert sorted(_pairs(db_url)) == before
     third = _match(loaded, "--rules", str(ROOT / "rules"), "--full")
     assert third["counts"]["matched"] > 0
     after = sorted(_pairs(db_url))

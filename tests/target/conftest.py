@@ -80,7 +80,7 @@ class Rows:
 
 
 @pytest.fixture
-def rows(session: Session) -> Rows:
+def rows(session: Session, fabricated_matches: None) -> Rows:
     return Rows(session)
 
 
@@ -90,7 +90,8 @@ def rows_for() -> type[Rows]:
 
 
 @pytest.fixture
-def fresh_sessions(db_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+def fresh_sessions(db_url: str, request: pytest.FixtureRequest, tmp_path: Path,
+                   fabricated_matches: None) -> Iterator[Callable[[], Any]]:
     """A factory of sessions on a new, empty, migrated database (one per hypothesis example).
 
     The ledger refuses DELETE, so examples cannot share rows: SQLite gets a fresh copy of the migrated
@@ -121,12 +122,12 @@ def fresh_sessions(db_url: str, request: pytest.FixtureRequest, tmp_path: Path) 
         shared.dispose()
 
 
-TOUCHED = ("target_entries", "target_batches", "matches", "consortium_members", "consortia", "vcses",
+TOUCHED = ("audit_chain", "target_entries", "target_batches", "matches", "consortium_members", "consortia", "vcses",
            "opportunities", "quarantine")
 
 
 @pytest.fixture
-def scenario(session: Session) -> Session:
+def scenario(session: Session, fabricated_matches: None) -> Session:
     """The database holds :func:`build_scenario`'s ledger (committed); returns the session."""
     build_scenario(session)
     return session

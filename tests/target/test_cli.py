@@ -25,17 +25,20 @@ def test_target_json_matches_the_expected_document(scenario, run):
 
 def test_target_json_as_of_an_earlier_day(scenario, run):
     doc = _json(run("target", "--as-of", "2025-05-01", "--json"))
-    assert (doc["counted_pence"], doc["counted_opportunities"]) == (16_500_000, 2)
-    assert doc["progress_over_time"] == [{"date": "2025-04-11", "counted_pence": 16_500_000}]
+    # Introduced on 11 April, but nobody had confirmed interest yet: pipeline, not the headline.
+    assert (doc["counted_pence"], doc["counted_opportunities"]) == (0, 0)
+    assert doc["pipeline"] == {"stage": "introduced", "value_pence": 16_500_000, "opportunities": 2}
+    assert doc["progress_over_time"] == []
 
 
 def test_target_text_output(scenario, run):
     result = run("target", "--as-of", "2025-09-30")
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "£280,000 of £1,000,000 (28.00%) from 5 opportunities" in out
-    assert "value unknown: 1 (count £0); frameworks excluded: 0" in out
-    assert "St Matthews Quarter" in out and "Ward End" in out
+    assert "£280,000 of £1,000,000 (28.00%) from 3 opportunities" in out
+    assert "pipeline (introduced, not counted unless interested): £280,000 from 5 opportunities" in out
+    assert "value unknown: 0 (count £0); frameworks excluded: 0" in out
+    assert "St Matthews Quarter" in out and "Wolverhampton" in out
     assert "reached on 2027-01-14, within the window 2025-04-01 to 2028-03-31" in out
 
 
@@ -64,7 +67,8 @@ def test_target_reconcile_records_changes_first(scenario, rows, run):
     after = _json(run("target", "--as-of", "2025-10-01", "--reconcile", "--json"))
     # The award stands only while the notice does: a cancellation zeroes it, from the day it was noticed.
     assert before["counted_pence"] - after["counted_pence"] == 5_000_000
-    assert after["cancelled"]["opportunity_ids"] == ["o-cancel", "o-xss"]
+    # o-cancel never got past introduced: it is in the pipeline, not among the counted (cancelled) ones.
+    assert after["cancelled"]["opportunity_ids"] == ["o-xss"]
 
 
 def test_report_writes_html(scenario, run, tmp_path):
@@ -197,3 +201,38 @@ def test_commands_need_an_initialised_database(tmp_path):
 
     result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'empty.db'}", "target"])
     assert result.exit_code == 1 and "Run `broker init` first." in result.output
+
+
+def test_target_explain_lists_every_counted_pound_with_its_evidence(scenario, run):
+    doc = _json(run("target", "--as-of", "2025-09-30", "--explain", "--json"))
+    rows = doc["evidence"]
+    # The counted value sits on one row per opportunity, so the column sums to the headline.
+    assert sum(r["counted_pence"] or 0 for r in rows) == doc["counted_pence"] == 28_000_000
+    assert sorted({r["opportunity_id"] for r in rows}) == sorted(o["id"] for o in doc["opportunities"])
+    care = [r for r in rows if r["opportunity_id"] == "o-care"]
+    assert [(r["party_id"], r["stage"], r["stage_date"]) for r in care] == [("c-1", "bid", "2025-06-01")]
+    assert care[0]["evidence"].startswith("officer entry #") and 'HYPERLINK' in care[0]["evidence"]
+    assert care[0]["value_basis"] == "lower_bound" and "counts at lower bound £150,000" in care[0]["value_reason"]
+    won = next(r for r in rows if r["opportunity_id"] == "o-fw")
+    assert (won["stage"], won["value_basis"], won["counted_pence"]) == ("won", "award", 8_000_000)
+    text = run("target", "--as-of", "2025-09-30", "--explain")
+    assert text.exit_code == 0 and "Every counted pound (£280,000, stage interested or beyond)" in text.output
+    assert "c-1 (consortium, St Matthews Quarter): officer entry #" in text.output
+
+
+def test_target_csv_sums_to_the_headline_and_defuses_formulas(scenario, run, tmp_path):
+    import csv
+    import io
+
+    result = run("target", "--as-of", "2025-09-30", "--csv")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert sum(int(r["counted_pence"]) for r in rows if r["counted_pence"]) == 28_000_000
+    assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
+    # Counted at introduced, the pipeline's evidence is the digest delivery (none is logged in this scenario).
+    cfg = tmp_path / "introduced.toml"
+    cfg.write_text('counting_stage = "introduced"\n')
+    rows = list(csv.DictReader(io.StringIO(run("target", "--as-of", "2025-09-30", "--csv", "--config",
+                                               str(cfg)).output)))
+    intro = [r for r in rows if r["stage"] == "introduced"]
+    assert intro and all(r["evidence"].endswith("(no delivery in the log)") for r in intro)

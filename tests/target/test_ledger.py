@@ -21,6 +21,9 @@ from broker.target import (
 )
 
 D = date.fromisoformat
+# These cases are about the counting mechanics, shown at the introduced stage (the headline default is
+# interested, with introduced as its pipeline: see test_the_headline_counts_interested_beside_the_pipeline).
+AT_INTRODUCED = TargetConfig(counting_stage="introduced")
 
 
 def _entries(session, **where) -> list[TargetEntry]:
@@ -43,8 +46,11 @@ def test_record_matches_reads_the_runs_active_matches_once(session, rows):
     rows.match("o2", "v1", "run-0", first_run="run-0")  # an earlier run's match, never counted (killed run)
     rows.match("o2", "v2", "run-1", status="withdrawn")  # no longer matched
     assert record_matches(session, "run-1", D("2025-05-01")) == 4  # opening values + matched, both pairs
-    assert [(e.kind, e.opportunity_id, e.party_id) for e in _entries(session)] == [
-        ("value", "o1", None), ("stage", "o1", "v1"), ("value", "o2", None), ("stage", "o2", "v1")]
+    # The killed run's match is credited to the run that matched it, not to the run that counted it.
+    assert [(e.kind, e.opportunity_id, e.party_id, e.cause) for e in _entries(session)] == [
+        ("value", "o2", None, "run:run-0"), ("stage", "o2", "v1", "run:run-0"),
+        ("value", "o1", None, "run:run-1"), ("stage", "o1", "v1", "run:run-1")]
+    assert "matched by run run-0" in _entries(session, party_id="v1", opportunity_id="o2")[0].reason
     batches = _count(session, TargetBatch)
     assert record_matches(session, "run-1", D("2025-05-02")) == 0
     assert _count(session, TargetBatch) == batches  # an idempotent call opens no empty batch
@@ -95,15 +101,24 @@ def test_record_introduced_is_once_per_pair_whatever_the_digest(session, rows):
     assert (entry.cause, entry.as_of, entry.reason) == ("digest:a", "2025-05-01", "introduced (digest:a)")
 
 
-def test_a_digest_recording_item_by_item_shares_one_batch(session, rows):
+def test_each_write_is_one_batch_sealed_into_the_audit_chain(session, rows):
+    from broker.audit.verify import verify_chain
+    from broker.store.models import AuditLink
+
     rows.vcse("v1", "Ward End")
     for oid in ("o1", "o2", "o3"):
         rows.opportunity(oid)
-        record_introduced(session, oid, "v1", cause="digest:d7", as_of=D("2025-05-01"))
+    record_introduced_many(session, [("o1", "v1"), ("o2", "v1"), ("o3", "v1")], cause="digest:d7",
+                           as_of=D("2025-05-01"))
     record_introduced(session, "o1", "v1", cause="digest:d8", as_of=D("2025-05-01"))
     batches = {b.cause: b.id for b in session.scalars(select(TargetBatch))}
     assert sorted(batches) == ["digest:d7"]  # d8 added nothing, so opened no batch
     assert {e.batch_id for e in _entries(session)} == {batches["digest:d7"]}
+    (link,) = session.scalars(select(AuditLink)).all()
+    assert (link.kind, link.ref, link.payload["entries"]) == ("ledger", f"batch-{batches['digest:d7']}", 6)
+    assert all(e.entry_hash for e in _entries(session))
+    report = verify_chain(session, cross_references=False)
+    assert report.ok and (report.ledger_batches, report.ledger_entries) == (1, 6)
 
 
 def test_unknown_opportunity_or_party_is_not_found(session, rows):
@@ -136,12 +151,12 @@ def test_outcome_repeats_add_nothing_and_corrections_say_why(session, rows):
     assert record_outcome(session, "o1", "v1", "won", value_pence=2_000_000, as_of=D("2025-06-02")) == 0
     assert record_outcome(session, "o1", "v1", "won", value_pence=2_500_000, as_of=D("2025-06-03")) == 1
     assert _entries(session)[-1].reason == "won recorded: award value corrected from £20,000 to £25,000"
-    assert compute_progress(session, D("2025-06-03")).counted_pence == 2_500_000
-    assert compute_progress(session, D("2025-06-02")).counted_pence == 2_000_000
+    assert compute_progress(session, D("2025-06-03"), AT_INTRODUCED).counted_pence == 2_500_000
+    assert compute_progress(session, D("2025-06-02"), AT_INTRODUCED).counted_pence == 2_000_000
     # Corrected to lost: the award no longer counts; the opportunity still counts at its notice value.
     assert record_outcome(session, "o1", "v1", "lost", as_of=D("2025-06-04"), note="buyer's error") == 1
     assert _entries(session)[-1].reason == "outcome changed from won to lost"
-    assert compute_progress(session, D("2025-06-04")).counted_pence == 1_000_000
+    assert compute_progress(session, D("2025-06-04"), AT_INTRODUCED).counted_pence == 1_000_000
     won_only = TargetConfig(counting_stage="won")
     assert compute_progress(session, D("2025-06-04"), won_only).counted_pence == 0
     assert compute_progress(session, D("2025-06-03"), won_only).counted_pence == 2_500_000
@@ -153,8 +168,8 @@ def test_a_back_dated_outcome_opens_the_opportunity_on_its_own_date(session, row
     record_outcome(session, "o1", "v1", "introduced", as_of=D("2025-04-15"), cause="officer")
     value, stage = _entries(session)
     assert (value.kind, value.as_of, stage.as_of, stage.cause) == ("value", "2025-04-15", "2025-04-15", "officer")
-    assert compute_progress(session, D("2025-04-14")).counted_pence == 0
-    assert compute_progress(session, D("2025-04-15")).counted_pence == 3_000_000
+    assert compute_progress(session, D("2025-04-14"), AT_INTRODUCED).counted_pence == 0
+    assert compute_progress(session, D("2025-04-15"), AT_INTRODUCED).counted_pence == 3_000_000
 
 
 def test_a_datetime_is_not_a_business_date(session, rows):
@@ -174,7 +189,7 @@ def test_reconcile_notices_framework_flags_and_reinstatement(session, rows):
     rows.amend("o1", status="open")
     assert reconcile_values(session, D("2025-05-03")) == 1
     assert _entries(session)[-1].reason.startswith("no longer a framework agreement or DPS")
-    assert [p.counted_pence for p in (compute_progress(session, D(d)) for d in
+    assert [p.counted_pence for p in (compute_progress(session, D(d), AT_INTRODUCED) for d in
                                       ("2025-05-01", "2025-05-02", "2025-05-03"))] == [6_000_000, 0, 6_000_000]
 
 
@@ -205,6 +220,6 @@ def test_awards_to_a_consortium_and_its_member_count_the_largest_not_the_sum(ses
     rows.opportunity("o1", lo=1_000_000, hi=9_000_000)
     record_outcome(session, "o1", "c1", "won", value_pence=6_000_000, as_of=D("2025-06-01"))
     record_outcome(session, "o1", "member", "won", value_pence=2_000_000, as_of=D("2025-06-02"))
-    progress = compute_progress(session, D("2025-06-02"))
+    progress = compute_progress(session, D("2025-06-02"), AT_INTRODUCED)
     assert progress.counted_pence == 6_000_000
     assert {r.key: r.value_pence for r in progress.by_cluster} == {"Sandwell": 6_000_000, "Ward End": 6_000_000}

@@ -52,7 +52,9 @@ def test_report_is_deterministic_and_dated_by_as_of(scenario):
     second, _ = render_report(scenario, D("2025-09-30"), DEFAULT_CONFIG)
     assert first == second
     earlier, progress = render_report(scenario, D("2025-05-01"), DEFAULT_CONFIG)
-    assert progress.counted_pence == 16_500_000
+    # Nothing confirmed interest by 1 May: the introductions are pipeline, not yet the headline.
+    assert (progress.counted_pence, progress.pipeline_pence) == (0, 16_500_000)
+    assert "Pipeline (stage “introduced”, not counted until" in earlier and "£165,000 from 2" in earlier
     assert "business date 2025-05-01" in earlier and "2025-09-30" not in earlier
 
 
