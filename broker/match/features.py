@@ -2,20 +2,12 @@
 
 The only module that imports rapidfuzz. rapidfuzz is used where it is strongest: typo tolerance between
 single words (optimal string alignment distance over every long party word against every opportunity word
-in one ``process.cdist`` call per batch). Scoring whole texts with ``token_set_ratio`` costs ~25 us a pair
-and is blind to which words matter, so the capability score is built from stemmed terms instead:
-
-* evidence ``E``: the party's terms (capability text, and its keywords at 1.5x) found in the opportunity,
-  weighted by where they were found (title 1.0, CPV labels 0.7, description 0.3), generic words at 0.15,
-  two-word phrases at 0.6 on top of their words, typo matches at 0.8x, plus 1 for each keyword hit;
-  saturated as ``1 - exp(-E / 5)``, so a long statement cannot pile up trivia;
-* title coverage ``C``: the share of the opportunity title's words that the party's terms cover, so
-  that "young people" alone does not make a youth charity a strong match for a catering contract.
-
-``capability_score = round(100 * (1 - exp(-E / 5)) * (0.6 + 0.4 * C))``. The constants were tuned on the
-labelled set's ``tune`` split (bench/match_quality_features.py). Place names are location, not capability:
-they are left out of both. Every feature of a pair depends only on that pair and the ``Levels``:
-explaining or replaying one pair gives the same facts as the batch.
+in one ``process.cdist`` call per batch), for keywords and exclude keywords. String similarity of whole
+texts is not relevance (it ranks near random on the labelled sets), so ``capability_score`` comes from the
+relevance model (``broker.match.relevance``): the calibrated probability, in percent, that the VCSE would
+call the notice relevant, with ``relevance_terms`` naming the terms, phrases, CPV groups and expansions
+that carried it. Every feature of a pair depends only on that pair, the ``Levels`` and the relevance
+model: explaining or replaying one pair gives the same facts as the batch.
 """
 
 from __future__ import annotations
@@ -34,6 +26,7 @@ from rapidfuzz.distance import OSA
 from broker.match import fit
 from broker.match.levels import DEFAULT_LEVELS, Levels
 from broker.match.model import OpportunityView, PartyView
+from broker.match.relevance import RelevanceModel, default_model
 from broker.match.textindex import (
     EMPTY_TERMS,
     analyse,
@@ -236,39 +229,6 @@ def _product(options: Sequence[tuple[str, ...]], limit: int) -> list[tuple[str, 
     return combos
 
 
-def capability_score(p: PartyText, o: OppText, typo_terms: Sequence[tuple[str, frozenset[str]]],
-                     keyword_hits: int, places: frozenset[str] = frozenset()) -> int:
-    """0-100: how well the party's stated capabilities cover what the opportunity asks for.
-
-    Args:
-        p: the prepared party.
-        o: the prepared opportunity.
-        typo_terms: the party's terms (words and phrases) that have typo variants, with those variants.
-        keyword_hits: how many of the party's keywords the opportunity's text contains.
-        places: terms of the pair's place names, which count for location, not capability.
-    """
-    common = p.terms & o.text
-    if places and not common.isdisjoint(places):
-        common -= places
-    evidence = [p.weights[t] * o.factor[t] for t in common]
-    covered = set(common)
-    for term, neighbours in typo_terms:
-        if term in common:
-            continue
-        hits = [n for n in neighbours if n in o.factor and n not in places]
-        if hits:
-            best = max(hits, key=lambda n: (o.factor[n], n))
-            evidence.append(p.weights[term] * o.factor[best] * TYPO_FACTOR)
-            covered.add(best)
-    if not evidence and not keyword_hits:
-        return 0
-    strength = 1.0 - math.exp(-(math.fsum(evidence) + KEYWORD_HIT_BONUS * keyword_hits) / SATURATION)
-    title = [(t, w) for t, w in o.title if t not in places] if places else list(o.title)
-    total = math.fsum(w for _, w in title)
-    coverage = math.fsum(w for t, w in title if t in covered) / total if total >= 1.0 else NEUTRAL_COVERAGE
-    return min(100, int(100.0 * strength * (TITLE_FLOOR + (1.0 - TITLE_FLOOR) * coverage) + 0.5))
-
-
 @dataclass(frozen=True, slots=True)
 class _PartyBatch:
     """A party prepared for one batch: its texts with typo neighbours and keywords resolved."""
@@ -294,15 +254,18 @@ class _OppBatch:
     all_acronyms: frozenset[str]
 
 
-def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels) -> dict[str, Any]:
+def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels, model: RelevanceModel) -> dict[str, Any]:
     ot = o.text
     hits = sum(k.found_in(ot.text, ot.acronyms) for k in p.keywords) if p.keywords else 0
     excluded = sum(k.found_in(o.everything, o.all_acronyms) for k in p.excludes) if p.excludes else 0
-    score = capability_score(p.text, ot, p.typo_terms, hits, o.place_terms | p.place_terms)
+    relevance = model.score(p.view, o.view)
+    score = relevance.percent
+    words, through = model.explain(p.view, relevance)
     pct = fit.value_to_capacity_pct(o.view, p.view)
     return {
         "capability_score": score,
         "capability_level": levels.capability_level(score),
+        "relevance_terms": _carried_by(words, through),
         "keyword_hits": hits,
         "exclude_hits": excluded,
         "cpv_overlap": fit.cpv_relation(tuple(o.view.cpv_codes), tuple(p.view.cpv_codes)),
@@ -310,6 +273,13 @@ def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels) -> dict[str, Any]:
         "value_fit": fit.value_fit(o.view, p.view, levels.value_stretch_pct, pct),
         "location_fit": fit.location_fit_keys(o.place, p.place),
     }
+
+
+def _carried_by(words: str, through: str) -> str:
+    """The reason's account of what carried a match: the party's own words, then any expansions."""
+    if words and through:
+        return f"{words}; and through {through}"
+    return words or (f"through {through}" if through else "no shared terms")
 
 
 # --- opportunity and party facts -------------------------------------------------------------------
@@ -368,19 +338,19 @@ def party_fact(party: PartyView) -> dict[str, Any]:
 
 def build_pair_facts(candidates: Sequence[HasIds], opps_by_id: Mapping[str, OpportunityView],
                      parties_by_id: Mapping[str, PartyView], *, as_of: date,
-                     levels: Levels = DEFAULT_LEVELS) -> list[dict[str, Any]]:
+                     levels: Levels = DEFAULT_LEVELS, model: RelevanceModel | None = None) -> list[dict[str, Any]]:
     """The ``pair`` facts of every candidate, in the candidates' order (see ``iter_pair_facts``).
 
     Raises:
         KeyError: a candidate names an opportunity or party missing from the mappings.
     """
     return [facts for _, facts in iter_pair_facts(candidates, opps_by_id, parties_by_id, as_of=as_of,
-                                                  levels=levels)]
+                                                  levels=levels, model=model)]
 
 
 def iter_pair_facts(candidates: Iterable[HasIds], opps_by_id: Mapping[str, OpportunityView],
                     parties_by_id: Mapping[str, PartyView], *, as_of: date, levels: Levels = DEFAULT_LEVELS,
-                    batch_pairs: int = 50_000) -> Iterator[tuple[HasIds, dict[str, Any]]]:
+                    batch_pairs: int = 50_000, model: RelevanceModel | None = None) -> Iterator[tuple[HasIds, dict[str, Any]]]:
     """``(candidate, pair facts)`` for every candidate, in order, in bounded memory.
 
     Candidates are taken ``batch_pairs`` at a time: each batch prepares its opportunities once, finds typo
@@ -392,20 +362,21 @@ def iter_pair_facts(candidates: Iterable[HasIds], opps_by_id: Mapping[str, Oppor
         KeyError: a candidate names an opportunity or party missing from the mappings.
     """
     parties: dict[str, tuple[PartyText, fit.PartyPlace, frozenset[str], dict[str, Any]]] = {}
+    model = model or default_model()
     batch: list[HasIds] = []
     for c in candidates:
         batch.append(c)
         if len(batch) >= batch_pairs:
-            yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels)
+            yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels, model)
             batch = []
     if batch:
-        yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels)
+        yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels, model)
 
 
 def _facts_batch(batch: list[HasIds], opps_by_id: Mapping[str, OpportunityView],
                  parties_by_id: Mapping[str, PartyView],
                  prepared: dict[str, tuple[PartyText, fit.PartyPlace, frozenset[str], dict[str, Any]]],
-                 as_of: date, levels: Levels) -> Iterator[tuple[HasIds, dict[str, Any]]]:
+                 as_of: date, levels: Levels, model: RelevanceModel) -> Iterator[tuple[HasIds, dict[str, Any]]]:
     opp_ids = sorted({c.opportunity_id for c in batch})
     party_ids = sorted({c.party_id for c in batch})
     otexts = {i: prepare_opportunity(opps_by_id[i]) for i in opp_ids}
@@ -421,7 +392,7 @@ def _facts_batch(batch: list[HasIds], opps_by_id: Mapping[str, OpportunityView],
     parties = {i: _party_batch(parties_by_id[i], *prepared[i], typos, compiled) for i in party_ids}
     for c in batch:
         o, p = opps[c.opportunity_id], parties[c.party_id]
-        yield c, {**_pair_only(o, p, levels), **o.fact, **p.fact}
+        yield c, {**_pair_only(o, p, levels, model), **o.fact, **p.fact}
 
 
 def _opp_batch(view: OpportunityView, text: OppText, as_of: date) -> _OppBatch:
@@ -464,7 +435,7 @@ class _Pair:
 
 
 def pair_features(opportunity: OpportunityView, party: PartyView, *, as_of: date,
-                  levels: Levels = DEFAULT_LEVELS) -> dict[str, Any]:
+                  levels: Levels = DEFAULT_LEVELS, model: RelevanceModel | None = None) -> dict[str, Any]:
     """The ``pair`` facts of one opportunity and one party (the same as the bulk path gives)."""
     return build_pair_facts([_Pair(opportunity.id, party.id)], {opportunity.id: opportunity},
-                            {party.id: party}, as_of=as_of, levels=levels)[0]
+                            {party.id: party}, as_of=as_of, levels=levels, model=model)[0]
