@@ -179,7 +179,9 @@ class BlockingIndex:
             # (bincount of nothing is an int array: make it float either way)
             raw = np.bincount(q * n_p + docs, weights=contrib, minlength=size).astype(np.float64, copy=False)
             raw = raw.reshape(len(chunk), n_p)
-            z = rp.intercept + rp.score_slope * np.log1p(raw) + rp.norm_slope * (raw / best)
+            # (raw is negative only when a party's feedback pushes a notice away: no relevance then)
+            pos = np.maximum(raw, 0.0)
+            z = rp.intercept + rp.score_slope * np.log1p(pos) + rp.norm_slope * (pos / best)
             prob = np.where(raw > 0, 1000.0 / (1.0 + np.exp(-z)), 0.0)
             total = np.rint(prob).astype(np.int64)
             for i, row in enumerate(chunk):

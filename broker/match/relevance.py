@@ -118,6 +118,7 @@ class Relevance:
     norm: float
     probability: float
     evidence: tuple[tuple[str, float], ...]  # (term, contribution), heaviest first
+    against: tuple[tuple[str, float], ...] = ()  # negative contributions (feedback), most negative first
 
     @property
     def percent(self) -> int:
@@ -211,8 +212,9 @@ class RelevanceModel:
             old = terms.get(t)
             weight = (old.weight if old else 0.0) + milli / 1000.0
             terms[t] = QueryTerm(weight, "feedback" if old is None else old.kind, old.origin if old else "")
-        kept = {t: terms[t] for t in sorted(terms) if terms[t].weight > 0}
-        best = math.fsum(q.weight * self._best(t) for t, q in kept.items())
+        # A negative weight (feedback pushing away from a word) stays: notices with that word score less.
+        kept = {t: terms[t] for t in sorted(terms) if terms[t].weight != 0}
+        best = math.fsum(q.weight * self._best(t) for t, q in kept.items() if q.weight > 0)
         return Query(kept, best, _surface(party))
 
     def _best(self, term: str) -> float:
@@ -263,7 +265,8 @@ class RelevanceModel:
         raw = math.fsum(c for _, c in contrib)
         norm = raw / q.best if q.best > 0 else 0.0
         evidence = tuple(sorted(((t, c) for t, c in contrib if c > 0), key=lambda tc: (-tc[1], tc[0])))
-        return Relevance(raw, norm, self.calibrate(raw, norm), evidence)
+        against = tuple(sorted(((t, c) for t, c in contrib if c < 0), key=lambda tc: (tc[1], tc[0])))
+        return Relevance(raw, norm, self.calibrate(raw, norm), evidence, against)
 
     def calibrate(self, raw: float, norm: float) -> float:
         """P(judged relevant) for a raw score and its share of the best possible."""
@@ -293,6 +296,9 @@ class RelevanceModel:
                 through.append(f"'{shown}' (learned from your feedback)")
             else:
                 words.append(f"'{shown}'")
+        if rel.against:
+            held = ", ".join(f"'{self.display(t, q)}'" for t, _ in rel.against[:2])
+            through.append(f"held back by your feedback on {held}")
         return ", ".join(words), "; ".join(through)
 
     def display(self, term: str, q: Query) -> str:
