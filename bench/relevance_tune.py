@@ -58,8 +58,9 @@ def _params(overrides: list[str]) -> RelevanceParams:
     return replace(RelevanceParams(), **values)
 
 
-def collect(split: str, rel: RelevanceParams, workdir: Path) -> list[dict]:
-    """Every eligible scored pair of the split's profiles: profile, notice, raw, norm, boost, grade."""
+def collect_views(split: str, rel: RelevanceParams, workdir: Path) -> tuple[dict, dict, dict]:
+    """({(party, notice): other rules' points} of every eligible pair of the split's profiles, the
+    notices' views, the parties' views), from one full run with no floor."""
     engine = make_engine(f"sqlite:///{workdir / 'tune.db'}")
     upgrade(engine)
     sessions = session_factory(engine)
@@ -69,21 +70,30 @@ def collect(split: str, rel: RelevanceParams, workdir: Path) -> list[dict]:
     params = MatchParams(min_score=0, candidates=CandidateParams(min_probability=1), relevance=rel)
     run = run_match(sessions, as_of=AS_OF, rules_dir=ROOT / "rules", full=True, params=params)
     grades = load_grades(LABELLED, split)
-    model = RelevanceModel(rel)
-    rows = []
+    boosts = {}
     with sessions() as session:
-        inputs = load_inputs(session, AS_OF)
+        inputs = load_inputs(session, AS_OF, rel)
         opps = {o.id: o for o in inputs.opportunities}
         parties = {p.id: p for p in inputs.parties}
         for d in session.scalars(select(Decision).where(Decision.run_id == run.run_id, Decision.stage == "pair",
                                                         Decision.outcome != "rejected")):
-            if d.party_id not in grades:
-                continue
-            r = model.score(parties[d.party_id], opps[d.opportunity_id])
-            cap = sum(f["points"] for f in d.firings if f["rule_id"] == "capability-relevance")
-            rows.append({"party": d.party_id, "opp": d.opportunity_id, "raw": r.raw, "norm": r.norm,
-                         "boost": d.score - cap, "grade": grades[d.party_id].get(d.opportunity_id, 0)})
+            if d.party_id in grades:
+                cap = sum(f["points"] for f in d.firings if f["rule_id"] == "capability-relevance")
+                boosts[(d.party_id, d.opportunity_id)] = d.score - cap
     engine.dispose()
+    return boosts, opps, parties
+
+
+def collect(split: str, rel: RelevanceParams, workdir: Path) -> list[dict]:
+    """Every eligible scored pair of the split's profiles: profile, notice, raw, norm, boost, grade."""
+    boosts, opps, parties = collect_views(split, rel, workdir)
+    grades = load_grades(LABELLED, split)
+    model = RelevanceModel(rel)
+    rows = []
+    for (pid, oid), boost in sorted(boosts.items()):
+        r = model.score(parties[pid], opps[oid])
+        rows.append({"party": pid, "opp": oid, "raw": r.raw, "norm": r.norm, "boost": boost,
+                     "grade": grades[pid].get(oid, 0)})
     return rows
 
 

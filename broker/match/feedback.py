@@ -38,11 +38,17 @@ class FeedbackParams:
 DEFAULT_FEEDBACK = FeedbackParams()
 
 
-def notice_profile(model: RelevanceModel, opp: OpportunityView, limit: int) -> dict[str, float]:
-    """A notice's ``limit`` heaviest specific terms, scaled so the heaviest is 1 (ties by term)."""
+def notice_profile(model: RelevanceModel, opp: OpportunityView, limit: int, min_df: int = 3) -> dict[str, float]:
+    """A notice's ``limit`` heaviest specific words, scaled so the heaviest is 1 (ties by term).
+
+    Only single words that recur across notices (in at least ``min_df`` of the reference corpus): a
+    notice's rarest phrases ("asp microsoft", "1st december") say nothing about the next notice.
+    """
     doc = model.document(opp)
+    df = model.stats.df
     ranked = sorted(((-w, t) for t, w in doc.items()
-                     if not t.startswith(CPV_PREFIX) and not is_generic(t) and w > 0))[:limit]
+                     if " " not in t and not t.startswith(CPV_PREFIX) and not is_generic(t) and w > 0
+                     and df.get(t, 0) >= min_df))[:limit]
     if not ranked:
         return {}
     top = -ranked[0][0]
