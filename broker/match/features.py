@@ -260,7 +260,7 @@ def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels, model: RelevanceMod
     excluded = sum(k.found_in(o.everything, o.all_acronyms) for k in p.excludes) if p.excludes else 0
     relevance = model.score(p.view, o.view)
     score = relevance.percent
-    words, through = model.explain(p.view, relevance)
+    words, through = model.explain(p.view, relevance, o.view)
     pct = fit.value_to_capacity_pct(o.view, p.view)
     return {
         "capability_score": score,

@@ -34,7 +34,14 @@ from broker.errors import ConfigError
 from broker.match import fit
 from broker.match.model import OpportunityView, PartyView
 from broker.match.termstats import TermStats, cpv_groups, load_term_stats
-from broker.match.textindex import count_terms, is_generic, phrase_stems, phrase_terms, place_terms
+from broker.match.textindex import (
+    count_terms,
+    is_generic,
+    phrase_stems,
+    phrase_terms,
+    place_terms,
+    surface_words,
+)
 from broker.normalise.cpv import catalogue
 
 CPV_PREFIX = "cpv:"
@@ -136,6 +143,7 @@ class RelevanceModel:
                         ("cpv", p.cpv_weight, p.cpv_b), ("buyer", p.buyer_weight, p.buyer_b))
         self._docs: dict[OpportunityView, dict[str, float]] = {}
         self._queries: dict[PartyView, Query] = {}
+        self._surfaces: dict[OpportunityView, dict[str, str]] = {}
         self._idf: dict[str, float] = {}
 
     def idf(self, term: str) -> float:
@@ -278,11 +286,18 @@ class RelevanceModel:
 
     # --- explanations ------------------------------------------------------------------------------
 
-    def explain(self, party: PartyView, rel: Relevance, limit: int = 4) -> tuple[str, str]:
-        """(the terms that carried the match, the expansions among them), in words, for the reasons."""
+    def explain(self, party: PartyView, rel: Relevance, opp: OpportunityView | None = None,
+                limit: int = 4) -> tuple[str, str]:
+        """(the terms that carried the match, the expansions among them), in words, for the reasons.
+
+        Words are shown as the party wrote them; a stem the party never wrote (an expansion, a learned
+        term) as the notice ``opp`` writes it, when given.
+        """
         q = self.query(party)
+        if opp is not None and any(s not in q.surface for t, _ in rel.evidence[:2 * limit] for s in t.split(" ")):
+            q = Query(q.terms, q.best, {**self._notice_surface(opp), **q.surface})
         words, through = [], []
-        for t, _ in rel.evidence[:limit]:
+        for t in _without_parts([t for t, _ in rel.evidence[:2 * limit]])[:limit]:
             qt = q.terms[t]
             shown = self.display(t, q)
             if qt.kind == "related":
@@ -301,8 +316,21 @@ class RelevanceModel:
             through.append(f"held back by your feedback on {held}")
         return ", ".join(words), "; ".join(through)
 
+    def _notice_surface(self, opp: OpportunityView) -> dict[str, str]:
+        found = self._surfaces.get(opp)
+        if found is None:
+            found = self._surfaces[opp] = surface_words(f"{opp.title}\n{opp.description}")
+        return found
+
     def display(self, term: str, q: Query) -> str:
         return " ".join(q.surface.get(s, s) for s in term.split(" "))
+
+
+def _without_parts(terms: list[str]) -> list[str]:
+    """Terms in order, leaving out a word already shown inside a heavier or lighter phrase of the list
+    ("domestic abuse" makes "domestic" and "abuse" redundant)."""
+    inside = {w for t in terms if " " in t for w in t.split(" ")}
+    return [t for t in terms if " " in t or t not in inside]
 
 
 @lru_cache(maxsize=1)
@@ -312,8 +340,6 @@ def default_model() -> RelevanceModel:
 
 
 def _surface(party: PartyView) -> dict[str, str]:
-    from broker.match.textindex import surface_words
-
     return surface_words("\n".join((party.capabilities, *party.keywords)))
 
 
