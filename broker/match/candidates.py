@@ -41,10 +41,11 @@ class CandidateParams:
     min_probability: int = 20  # thousandths: pairs less likely to be relevant than this are not scored
     skip_inactive: bool = True
     chunk_rows: int = 256
+    chunk_postings: int = 4_000_000  # posting hits per chunk (memory bound; scores do not depend on it)
 
     def __post_init__(self) -> None:
-        if self.top_k < 1 or self.chunk_rows < 1:
-            raise ConfigError("top_k and chunk_rows must be at least 1")
+        if self.top_k < 1 or self.chunk_rows < 1 or self.chunk_postings < 1:
+            raise ConfigError("top_k, chunk_rows and chunk_postings must be at least 1")
         if not 1 <= self.min_probability <= 1000:
             raise ConfigError(f"min_probability must be 1-1000 thousandths, got {self.min_probability}")
 
@@ -128,12 +129,17 @@ class BlockingIndex:
         self.best = np.array([q.best for q in queries], dtype=np.float64)
         self.opp_vectors = []
         for o in self.opps:
-            doc = self.model.document(o) if o.id not in self.inactive else {}
+            # uncached: only the query vocabulary's terms are kept of each notice here
+            doc = self.model.compute_document(o) if o.id not in self.inactive else {}
             self.opp_vectors.append({ids[t]: w for t, w in doc.items() if t in ids})
         self.party_index = InvertedIndex(self.party_vectors, len(self.vocab))
         self.opp_index = InvertedIndex(self.opp_vectors, len(self.vocab))
         self.opp_rows = _RowMatrix(self.opp_vectors)
         self.party_rows = _RowMatrix(self.party_vectors)
+        # posting hits of each notice row: the sum over its terms of the parties whose query has the term
+        per_entry = self.party_index.df[self.opp_rows.cols]
+        owner = np.repeat(np.arange(len(self.opps), dtype=np.int64), np.diff(self.opp_rows.indptr))
+        self._row_postings = np.bincount(owner, weights=per_entry, minlength=len(self.opps)).astype(np.int64)
 
     def _build_places(self) -> None:
         self.opp_places = [fit.opportunity_place(o) for o in self.opps]
@@ -172,8 +178,7 @@ class BlockingIndex:
         n_p = len(self.parties)
         rp = self.model.params
         best = np.where(self.best > 0, self.best, 1.0)
-        for start in range(0, len(rows), self.params.chunk_rows):
-            chunk = rows[start:start + self.params.chunk_rows]
+        for chunk in self._chunks(rows):
             size = len(chunk) * n_p
             q, docs, contrib = self.party_index.gather(*self.opp_rows.triples(chunk))
             # (bincount of nothing is an int array: make it float either way)
@@ -186,6 +191,22 @@ class BlockingIndex:
             total = np.rint(prob).astype(np.int64)
             for i, row in enumerate(chunk):
                 yield int(row), total[i]
+
+    def _chunks(self, rows: np.ndarray) -> Iterator[np.ndarray]:
+        """Consecutive runs of ``rows``: at most ``chunk_rows`` notices and about ``chunk_postings``
+        posting hits each. A common word is in most parties' queries, so one notice can touch millions of
+        postings; the budget bounds memory. Chunking never changes a score (each notice's sums are
+        formed in the same order whatever its chunk)."""
+        if len(rows) == 0:
+            return
+        cost = self._row_postings[rows]
+        start, total = 0, 0
+        for i in range(len(rows)):
+            if i > start and (i - start >= self.params.chunk_rows or total + cost[i] > self.params.chunk_postings):
+                yield rows[start:i]
+                start, total = i, 0
+            total += int(cost[i])
+        yield rows[start:]
 
     def _ranked(self, row: int, scores: np.ndarray) -> np.ndarray:
         """Proposable party indices of one opportunity, best first (score desc, then party id)."""

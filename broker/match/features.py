@@ -12,7 +12,6 @@ model: explaining or replaying one pair gives the same facts as the batch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -30,25 +29,12 @@ from broker.match.relevance import RelevanceModel, default_model
 from broker.match.textindex import (
     EMPTY_TERMS,
     analyse,
-    is_generic,
     phrase_stems,
     phrase_terms,
     place_terms,
     stem,
 )
 from broker.normalise.cpv import catalogue
-
-# Where a term was found in the opportunity, and how much that counts.
-FIELD_TITLE, FIELD_CPV, FIELD_DESCRIPTION = 1.0, 0.7, 0.3
-GENERIC_WEIGHT = 0.15
-# A shared phrase adds to its words' own evidence, so it weighs less than a word on its own.
-PHRASE_WEIGHT = 0.6
-KEYWORD_TERM_WEIGHT = 1.5
-KEYWORD_HIT_BONUS = 1.0
-TYPO_FACTOR = 0.8
-SATURATION = 5.0
-TITLE_FLOOR = 0.6  # share of the score that does not depend on title coverage
-NEUTRAL_COVERAGE = 0.5  # titles with no specific word ("Services framework") neither help nor hurt
 
 
 class HasIds(Protocol):
@@ -84,9 +70,6 @@ def prepare_keyword(text: str) -> Keyword:
 class OppText:
     """An opportunity's terms by field, ready for scoring many parties against it."""
 
-    factor: Mapping[str, float]  # term -> best field factor
-    title: tuple[tuple[str, float], ...]  # title unigrams and their coverage weight
-    title_total: float
     text: frozenset[str]  # title, description and CPV label terms (keywords look here)
     buyer: frozenset[str]  # buyer name terms (exclude keywords also look here)
     acronyms: frozenset[str]
@@ -99,17 +82,8 @@ def prepare_opportunity(opp: OpportunityView) -> OppText:
     description = analyse(opp.description)
     labels = analyse("\n".join(_cpv_labels(opp.cpv_codes)))
     buyer = analyse(opp.buyer_name) if opp.buyer_name else EMPTY_TERMS
-    factor: dict[str, float] = {}
-    for terms, value in ((description, FIELD_DESCRIPTION), (labels, FIELD_CPV), (title, FIELD_TITLE)):
-        for t in terms.all:
-            if factor.get(t, 0.0) < value:
-                factor[t] = value
-    title_weights = tuple(sorted((t, _term_weight(t)) for t in title.unigrams))
     return OppText(
-        factor=factor,
-        title=title_weights,
-        title_total=math.fsum(w for _, w in title_weights),
-        text=frozenset(factor),
+        text=title.all | description.all | labels.all,
         buyer=buyer.all,
         acronyms=title.acronyms | description.acronyms,
         buyer_acronyms=buyer.acronyms,
@@ -122,35 +96,23 @@ def _cpv_labels(codes: Iterable[str]) -> list[str]:
     return [label for label in (cat.label(c) for c in codes) if label]
 
 
-@lru_cache(maxsize=1 << 16)
-def _term_weight(term: str) -> float:
-    if is_generic(term):
-        return GENERIC_WEIGHT
-    return PHRASE_WEIGHT if " " in term else 1.0
-
-
 @dataclass(frozen=True, slots=True)
 class PartyText:
-    """A party's terms and keywords, ready for scoring against many opportunities."""
+    """A party's terms and keywords, ready for matching keywords against many opportunities."""
 
-    weights: Mapping[str, float]  # term -> weight
-    terms: frozenset[str]
+    terms: frozenset[str]  # capability and keyword terms (what a grouping's members cover together)
     keywords: tuple[Keyword, ...]
     excludes: tuple[Keyword, ...]
-    words: frozenset[str]  # surface words of capabilities and keywords, for typo matching
-    word_stems: frozenset[str]  # their stems
+    words: frozenset[str]  # surface words of keywords and exclude keywords, for typo matching
 
 
 def prepare_party(party: PartyView) -> PartyText:
     capability = analyse(party.capabilities)
-    weights: dict[str, float] = {t: _term_weight(t) for t in capability.all}
     keywords = tuple(prepare_keyword(k) for k in party.keywords if k.strip())
-    for kw in keywords:
-        for t in (*kw.stems, *kw.terms):
-            weights[t] = max(weights.get(t, 0.0), KEYWORD_TERM_WEIGHT * _term_weight(t))
     excludes = tuple(prepare_keyword(k) for k in party.exclude_keywords if k.strip())
-    words = capability.words.union(*(kw.words for kw in (*keywords, *excludes)))
-    return PartyText(weights, frozenset(weights), keywords, excludes, words, frozenset(map(stem, words)))
+    terms = capability.all.union(*((*kw.stems, *kw.terms) for kw in keywords))
+    words = frozenset().union(*(kw.words for kw in (*keywords, *excludes)))
+    return PartyText(terms, keywords, excludes, words)
 
 
 # --- typo tolerance --------------------------------------------------------------------------------
@@ -235,7 +197,6 @@ class _PartyBatch:
 
     view: PartyView
     text: PartyText
-    typo_terms: tuple[tuple[str, frozenset[str]], ...]
     keywords: tuple[CompiledKeyword, ...]
     excludes: tuple[CompiledKeyword, ...]
     place: fit.PartyPlace
@@ -408,24 +369,8 @@ def _party_batch(view: PartyView, text: PartyText, place: fit.PartyPlace, places
             compiled[kw] = compile_keyword(kw, typos)
         return compiled[kw]
 
-    typo_terms = _typo_terms(text, typos.neighbours)
-    return _PartyBatch(view, text, typo_terms, tuple(comp(k) for k in text.keywords),
+    return _PartyBatch(view, text, tuple(comp(k) for k in text.keywords),
                        tuple(comp(k) for k in text.excludes), place, places, fact)
-
-
-def _typo_terms(text: PartyText, found: Mapping[str, frozenset[str]]) -> tuple[tuple[str, frozenset[str]], ...]:
-    """The party's terms with typo variants in this batch: words, and phrases with a mistyped word."""
-    stems = text.word_stems
-    if found.keys().isdisjoint(stems):
-        return ()
-    out = [(t, found[t]) for t in stems if t in found and t in text.weights]
-    for term in text.terms:
-        if " " in term:
-            a, b = term.split(" ", 1)
-            if a in found or b in found:
-                variants = {f"{x} {y}" for x in (a, *found.get(a, ())) for y in (b, *found.get(b, ()))}
-                out.append((term, frozenset(variants - {term})))
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, slots=True)

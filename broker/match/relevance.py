@@ -45,6 +45,7 @@ from broker.match.textindex import (
 from broker.normalise.cpv import catalogue
 
 CPV_PREFIX = "cpv:"
+DOC_CACHE = 2048
 
 
 @dataclass(frozen=True)
@@ -155,13 +156,20 @@ class RelevanceModel:
     # --- documents ---------------------------------------------------------------------------------
 
     def document(self, opp: OpportunityView) -> dict[str, float]:
-        """Term -> BM25F weight of the term in this notice (idf included), sorted by term."""
+        """Term -> BM25F weight of the term in this notice (idf included), sorted by term.
+
+        The most recent ``DOC_CACHE`` notices are kept: pairs come notice by notice, and a national
+        night's 10,000 full documents would cost far more memory than they save time.
+        """
         doc = self._docs.get(opp)
         if doc is None:
-            doc = self._docs[opp] = self._document(opp)
+            doc = self._docs[opp] = self.compute_document(opp)
+            if len(self._docs) > DOC_CACHE:
+                del self._docs[next(iter(self._docs))]  # the oldest (dicts keep insertion order)
         return doc
 
-    def _document(self, opp: OpportunityView) -> dict[str, float]:
+    def compute_document(self, opp: OpportunityView) -> dict[str, float]:
+        """``document`` without the cache."""
         labels = "\n".join(filter(None, (catalogue().label(c) for c in opp.cpv_codes)))
         texts = {"title": opp.title, "description": opp.description, "cpv": labels, "buyer": opp.buyer_name}
         tf: dict[str, float] = {}
@@ -320,6 +328,8 @@ class RelevanceModel:
         found = self._surfaces.get(opp)
         if found is None:
             found = self._surfaces[opp] = surface_words(f"{opp.title}\n{opp.description}")
+            if len(self._surfaces) > DOC_CACHE:
+                del self._surfaces[next(iter(self._surfaces))]
         return found
 
     def display(self, term: str, q: Query) -> str:

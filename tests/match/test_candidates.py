@@ -302,3 +302,11 @@ def test_candidate_invariants(seed, top_k):
         per_opp.setdefault(c.opportunity_id, []).append(c.rank)
     for ranks in per_opp.values():
         assert sorted(ranks) == list(range(1, len(ranks) + 1))
+
+
+def test_chunking_by_postings_never_changes_a_candidate():
+    parties = [*crowd(), TARGET, UNRELATED]
+    notices = [DA, notice("O-GEN", "Provision of support services", "Support services to local people.")]
+    default = build_index(notices, parties, as_of=AS_OF).candidates()
+    tiny = build_index(notices, parties, as_of=AS_OF, params=CandidateParams(chunk_postings=1, chunk_rows=1))
+    assert tiny.candidates() == default and default
