@@ -30,6 +30,7 @@ from broker.audit.stored import (
 from broker.match.candidates import build_index
 from broker.match.features import party_fact
 from broker.match.params import MatchParams
+from broker.match.relevance import RelevanceModel
 from broker.match.rulefiles import RuleSet
 from broker.match.run import RunScope
 from broker.match.views import group_view, party_from_json
@@ -178,7 +179,8 @@ def _blocking(session: Session, run: MatchRun, params: MatchParams, opportunity_
             Decision.outcome == "rejected"))}
     index = build_index([o for o in views.opportunities if ("opportunity", o.id) not in rejected],
                         [p for p in views.parties if ("party", p.id) not in rejected],
-                        as_of=date.fromisoformat(run.as_of), params=params.candidates)
+                        as_of=date.fromisoformat(run.as_of), params=params.candidates,
+                        model=RelevanceModel(params.relevance))
     why = index.why_not_proposed(opportunity_id, party_id)
     if why is None:
         return ("the blocking step proposes this pair, yet the run holds no decision for it: its stored "

@@ -2,25 +2,16 @@
 
 The only module that imports rapidfuzz. rapidfuzz is used where it is strongest: typo tolerance between
 single words (optimal string alignment distance over every long party word against every opportunity word
-in one ``process.cdist`` call per batch). Scoring whole texts with ``token_set_ratio`` costs ~25 us a pair
-and is blind to which words matter, so the capability score is built from stemmed terms instead:
-
-* evidence ``E``: the party's terms (capability text, and its keywords at 1.5x) found in the opportunity,
-  weighted by where they were found (title 1.0, CPV labels 0.7, description 0.3), generic words at 0.15,
-  two-word phrases at 0.6 on top of their words, typo matches at 0.8x, plus 1 for each keyword hit;
-  saturated as ``1 - exp(-E / 5)``, so a long statement cannot pile up trivia;
-* title coverage ``C``: the share of the opportunity title's words that the party's terms cover, so
-  that "young people" alone does not make a youth charity a strong match for a catering contract.
-
-``capability_score = round(100 * (1 - exp(-E / 5)) * (0.6 + 0.4 * C))``. The constants were tuned on the
-labelled set's ``tune`` split (bench/match_quality_features.py). Place names are location, not capability:
-they are left out of both. Every feature of a pair depends only on that pair and the ``Levels``:
-explaining or replaying one pair gives the same facts as the batch.
+in one ``process.cdist`` call per batch), for keywords and exclude keywords. String similarity of whole
+texts is not relevance (it ranks near random on the labelled sets), so ``capability_score`` comes from the
+relevance model (``broker.match.relevance``): the calibrated probability, in percent, that the VCSE would
+call the notice relevant, with ``relevance_terms`` naming the terms, phrases, CPV groups and expansions
+that carried it. Every feature of a pair depends only on that pair, the ``Levels`` and the relevance
+model: explaining or replaying one pair gives the same facts as the batch.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -34,28 +25,16 @@ from rapidfuzz.distance import OSA
 from broker.match import fit
 from broker.match.levels import DEFAULT_LEVELS, Levels
 from broker.match.model import OpportunityView, PartyView
+from broker.match.relevance import RelevanceModel, default_model
 from broker.match.textindex import (
     EMPTY_TERMS,
     analyse,
-    is_generic,
     phrase_stems,
     phrase_terms,
     place_terms,
     stem,
 )
 from broker.normalise.cpv import catalogue
-
-# Where a term was found in the opportunity, and how much that counts.
-FIELD_TITLE, FIELD_CPV, FIELD_DESCRIPTION = 1.0, 0.7, 0.3
-GENERIC_WEIGHT = 0.15
-# A shared phrase adds to its words' own evidence, so it weighs less than a word on its own.
-PHRASE_WEIGHT = 0.6
-KEYWORD_TERM_WEIGHT = 1.5
-KEYWORD_HIT_BONUS = 1.0
-TYPO_FACTOR = 0.8
-SATURATION = 5.0
-TITLE_FLOOR = 0.6  # share of the score that does not depend on title coverage
-NEUTRAL_COVERAGE = 0.5  # titles with no specific word ("Services framework") neither help nor hurt
 
 
 class HasIds(Protocol):
@@ -91,9 +70,6 @@ def prepare_keyword(text: str) -> Keyword:
 class OppText:
     """An opportunity's terms by field, ready for scoring many parties against it."""
 
-    factor: Mapping[str, float]  # term -> best field factor
-    title: tuple[tuple[str, float], ...]  # title unigrams and their coverage weight
-    title_total: float
     text: frozenset[str]  # title, description and CPV label terms (keywords look here)
     buyer: frozenset[str]  # buyer name terms (exclude keywords also look here)
     acronyms: frozenset[str]
@@ -106,17 +82,8 @@ def prepare_opportunity(opp: OpportunityView) -> OppText:
     description = analyse(opp.description)
     labels = analyse("\n".join(_cpv_labels(opp.cpv_codes)))
     buyer = analyse(opp.buyer_name) if opp.buyer_name else EMPTY_TERMS
-    factor: dict[str, float] = {}
-    for terms, value in ((description, FIELD_DESCRIPTION), (labels, FIELD_CPV), (title, FIELD_TITLE)):
-        for t in terms.all:
-            if factor.get(t, 0.0) < value:
-                factor[t] = value
-    title_weights = tuple(sorted((t, _term_weight(t)) for t in title.unigrams))
     return OppText(
-        factor=factor,
-        title=title_weights,
-        title_total=math.fsum(w for _, w in title_weights),
-        text=frozenset(factor),
+        text=title.all | description.all | labels.all,
         buyer=buyer.all,
         acronyms=title.acronyms | description.acronyms,
         buyer_acronyms=buyer.acronyms,
@@ -129,35 +96,23 @@ def _cpv_labels(codes: Iterable[str]) -> list[str]:
     return [label for label in (cat.label(c) for c in codes) if label]
 
 
-@lru_cache(maxsize=1 << 16)
-def _term_weight(term: str) -> float:
-    if is_generic(term):
-        return GENERIC_WEIGHT
-    return PHRASE_WEIGHT if " " in term else 1.0
-
-
 @dataclass(frozen=True, slots=True)
 class PartyText:
-    """A party's terms and keywords, ready for scoring against many opportunities."""
+    """A party's terms and keywords, ready for matching keywords against many opportunities."""
 
-    weights: Mapping[str, float]  # term -> weight
-    terms: frozenset[str]
+    terms: frozenset[str]  # capability and keyword terms (what a grouping's members cover together)
     keywords: tuple[Keyword, ...]
     excludes: tuple[Keyword, ...]
-    words: frozenset[str]  # surface words of capabilities and keywords, for typo matching
-    word_stems: frozenset[str]  # their stems
+    words: frozenset[str]  # surface words of keywords and exclude keywords, for typo matching
 
 
 def prepare_party(party: PartyView) -> PartyText:
     capability = analyse(party.capabilities)
-    weights: dict[str, float] = {t: _term_weight(t) for t in capability.all}
     keywords = tuple(prepare_keyword(k) for k in party.keywords if k.strip())
-    for kw in keywords:
-        for t in (*kw.stems, *kw.terms):
-            weights[t] = max(weights.get(t, 0.0), KEYWORD_TERM_WEIGHT * _term_weight(t))
     excludes = tuple(prepare_keyword(k) for k in party.exclude_keywords if k.strip())
-    words = capability.words.union(*(kw.words for kw in (*keywords, *excludes)))
-    return PartyText(weights, frozenset(weights), keywords, excludes, words, frozenset(map(stem, words)))
+    terms = capability.all.union(*((*kw.stems, *kw.terms) for kw in keywords))
+    words = frozenset().union(*(kw.words for kw in (*keywords, *excludes)))
+    return PartyText(terms, keywords, excludes, words)
 
 
 # --- typo tolerance --------------------------------------------------------------------------------
@@ -236,46 +191,12 @@ def _product(options: Sequence[tuple[str, ...]], limit: int) -> list[tuple[str, 
     return combos
 
 
-def capability_score(p: PartyText, o: OppText, typo_terms: Sequence[tuple[str, frozenset[str]]],
-                     keyword_hits: int, places: frozenset[str] = frozenset()) -> int:
-    """0-100: how well the party's stated capabilities cover what the opportunity asks for.
-
-    Args:
-        p: the prepared party.
-        o: the prepared opportunity.
-        typo_terms: the party's terms (words and phrases) that have typo variants, with those variants.
-        keyword_hits: how many of the party's keywords the opportunity's text contains.
-        places: terms of the pair's place names, which count for location, not capability.
-    """
-    common = p.terms & o.text
-    if places and not common.isdisjoint(places):
-        common -= places
-    evidence = [p.weights[t] * o.factor[t] for t in common]
-    covered = set(common)
-    for term, neighbours in typo_terms:
-        if term in common:
-            continue
-        hits = [n for n in neighbours if n in o.factor and n not in places]
-        if hits:
-            best = max(hits, key=lambda n: (o.factor[n], n))
-            evidence.append(p.weights[term] * o.factor[best] * TYPO_FACTOR)
-            covered.add(best)
-    if not evidence and not keyword_hits:
-        return 0
-    strength = 1.0 - math.exp(-(math.fsum(evidence) + KEYWORD_HIT_BONUS * keyword_hits) / SATURATION)
-    title = [(t, w) for t, w in o.title if t not in places] if places else list(o.title)
-    total = math.fsum(w for _, w in title)
-    coverage = math.fsum(w for t, w in title if t in covered) / total if total >= 1.0 else NEUTRAL_COVERAGE
-    return min(100, int(100.0 * strength * (TITLE_FLOOR + (1.0 - TITLE_FLOOR) * coverage) + 0.5))
-
-
 @dataclass(frozen=True, slots=True)
 class _PartyBatch:
     """A party prepared for one batch: its texts with typo neighbours and keywords resolved."""
 
     view: PartyView
     text: PartyText
-    typo_terms: tuple[tuple[str, frozenset[str]], ...]
     keywords: tuple[CompiledKeyword, ...]
     excludes: tuple[CompiledKeyword, ...]
     place: fit.PartyPlace
@@ -294,15 +215,18 @@ class _OppBatch:
     all_acronyms: frozenset[str]
 
 
-def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels) -> dict[str, Any]:
+def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels, model: RelevanceModel) -> dict[str, Any]:
     ot = o.text
     hits = sum(k.found_in(ot.text, ot.acronyms) for k in p.keywords) if p.keywords else 0
     excluded = sum(k.found_in(o.everything, o.all_acronyms) for k in p.excludes) if p.excludes else 0
-    score = capability_score(p.text, ot, p.typo_terms, hits, o.place_terms | p.place_terms)
+    relevance = model.score(p.view, o.view)
+    score = relevance.percent
+    words, through = model.explain(p.view, relevance, o.view)
     pct = fit.value_to_capacity_pct(o.view, p.view)
     return {
         "capability_score": score,
         "capability_level": levels.capability_level(score),
+        "relevance_terms": _carried_by(words, through),
         "keyword_hits": hits,
         "exclude_hits": excluded,
         "cpv_overlap": fit.cpv_relation(tuple(o.view.cpv_codes), tuple(p.view.cpv_codes)),
@@ -311,6 +235,13 @@ def _pair_only(o: _OppBatch, p: _PartyBatch, levels: Levels) -> dict[str, Any]:
         "location_fit": fit.location_fit_keys(o.place, p.place),
         **fit.eligibility_pair_facts(o.view, p.view),
     }
+
+
+def _carried_by(words: str, through: str) -> str:
+    """The reason's account of what carried a match: the party's own words, then any expansions."""
+    if words and through:
+        return f"{words}; and through {through}"
+    return words or (f"through {through}" if through else "no shared terms")
 
 
 # --- opportunity and party facts -------------------------------------------------------------------
@@ -371,19 +302,19 @@ def party_fact(party: PartyView) -> dict[str, Any]:
 
 def build_pair_facts(candidates: Sequence[HasIds], opps_by_id: Mapping[str, OpportunityView],
                      parties_by_id: Mapping[str, PartyView], *, as_of: date,
-                     levels: Levels = DEFAULT_LEVELS) -> list[dict[str, Any]]:
+                     levels: Levels = DEFAULT_LEVELS, model: RelevanceModel | None = None) -> list[dict[str, Any]]:
     """The ``pair`` facts of every candidate, in the candidates' order (see ``iter_pair_facts``).
 
     Raises:
         KeyError: a candidate names an opportunity or party missing from the mappings.
     """
     return [facts for _, facts in iter_pair_facts(candidates, opps_by_id, parties_by_id, as_of=as_of,
-                                                  levels=levels)]
+                                                  levels=levels, model=model)]
 
 
 def iter_pair_facts(candidates: Iterable[HasIds], opps_by_id: Mapping[str, OpportunityView],
                     parties_by_id: Mapping[str, PartyView], *, as_of: date, levels: Levels = DEFAULT_LEVELS,
-                    batch_pairs: int = 50_000) -> Iterator[tuple[HasIds, dict[str, Any]]]:
+                    batch_pairs: int = 50_000, model: RelevanceModel | None = None) -> Iterator[tuple[HasIds, dict[str, Any]]]:
     """``(candidate, pair facts)`` for every candidate, in order, in bounded memory.
 
     Candidates are taken ``batch_pairs`` at a time: each batch prepares its opportunities once, finds typo
@@ -395,20 +326,21 @@ def iter_pair_facts(candidates: Iterable[HasIds], opps_by_id: Mapping[str, Oppor
         KeyError: a candidate names an opportunity or party missing from the mappings.
     """
     parties: dict[str, tuple[PartyText, fit.PartyPlace, frozenset[str], dict[str, Any]]] = {}
+    model = model or default_model()
     batch: list[HasIds] = []
     for c in candidates:
         batch.append(c)
         if len(batch) >= batch_pairs:
-            yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels)
+            yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels, model)
             batch = []
     if batch:
-        yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels)
+        yield from _facts_batch(batch, opps_by_id, parties_by_id, parties, as_of, levels, model)
 
 
 def _facts_batch(batch: list[HasIds], opps_by_id: Mapping[str, OpportunityView],
                  parties_by_id: Mapping[str, PartyView],
                  prepared: dict[str, tuple[PartyText, fit.PartyPlace, frozenset[str], dict[str, Any]]],
-                 as_of: date, levels: Levels) -> Iterator[tuple[HasIds, dict[str, Any]]]:
+                 as_of: date, levels: Levels, model: RelevanceModel) -> Iterator[tuple[HasIds, dict[str, Any]]]:
     opp_ids = sorted({c.opportunity_id for c in batch})
     party_ids = sorted({c.party_id for c in batch})
     otexts = {i: prepare_opportunity(opps_by_id[i]) for i in opp_ids}
@@ -424,7 +356,7 @@ def _facts_batch(batch: list[HasIds], opps_by_id: Mapping[str, OpportunityView],
     parties = {i: _party_batch(parties_by_id[i], *prepared[i], typos, compiled) for i in party_ids}
     for c in batch:
         o, p = opps[c.opportunity_id], parties[c.party_id]
-        yield c, {**_pair_only(o, p, levels), **o.fact, **p.fact}
+        yield c, {**_pair_only(o, p, levels, model), **o.fact, **p.fact}
 
 
 def _opp_batch(view: OpportunityView, text: OppText, as_of: date) -> _OppBatch:
@@ -440,24 +372,8 @@ def _party_batch(view: PartyView, text: PartyText, place: fit.PartyPlace, places
             compiled[kw] = compile_keyword(kw, typos)
         return compiled[kw]
 
-    typo_terms = _typo_terms(text, typos.neighbours)
-    return _PartyBatch(view, text, typo_terms, tuple(comp(k) for k in text.keywords),
+    return _PartyBatch(view, text, tuple(comp(k) for k in text.keywords),
                        tuple(comp(k) for k in text.excludes), place, places, fact)
-
-
-def _typo_terms(text: PartyText, found: Mapping[str, frozenset[str]]) -> tuple[tuple[str, frozenset[str]], ...]:
-    """The party's terms with typo variants in this batch: words, and phrases with a mistyped word."""
-    stems = text.word_stems
-    if found.keys().isdisjoint(stems):
-        return ()
-    out = [(t, found[t]) for t in stems if t in found and t in text.weights]
-    for term in text.terms:
-        if " " in term:
-            a, b = term.split(" ", 1)
-            if a in found or b in found:
-                variants = {f"{x} {y}" for x in (a, *found.get(a, ())) for y in (b, *found.get(b, ()))}
-                out.append((term, frozenset(variants - {term})))
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,7 +383,7 @@ class _Pair:
 
 
 def pair_features(opportunity: OpportunityView, party: PartyView, *, as_of: date,
-                  levels: Levels = DEFAULT_LEVELS) -> dict[str, Any]:
+                  levels: Levels = DEFAULT_LEVELS, model: RelevanceModel | None = None) -> dict[str, Any]:
     """The ``pair`` facts of one opportunity and one party (the same as the bulk path gives)."""
     return build_pair_facts([_Pair(opportunity.id, party.id)], {opportunity.id: opportunity},
-                            {party.id: party}, as_of=as_of, levels=levels)[0]
+                            {party.id: party}, as_of=as_of, levels=levels, model=model)[0]

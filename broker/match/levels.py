@@ -13,14 +13,12 @@ from typing import Any
 
 from broker.errors import ConfigError
 
-# Capability score thresholds (0-100), tuned on the `tune` split of the labelled set (fixtures/labelled,
-# bench/match_quality_features.py): there the median relevant pair scores ~38 and 95 % of irrelevant
-# candidate pairs score under 31, so "weak" starts at 30; a third of relevant pairs reach 45 ("good");
-# "strong" (60) is the title's subject covered by several specific shared terms. Retune them there, never on
-# the `test` split, and record them with each run.
-CAPABILITY_STRONG = 60
-CAPABILITY_GOOD = 45
-CAPABILITY_WEAK = 30
+# Capability score thresholds (0-100). The score is the relevance model's calibrated probability (percent)
+# that the VCSE would call the notice relevant, so the levels read as odds: "strong" is an even chance or
+# better, "good" one in four, "weak" one in ten. Record them with each run.
+CAPABILITY_STRONG = 50
+CAPABILITY_GOOD = 25
+CAPABILITY_WEAK = 10
 # value_fit: "stretch" when the opportunity's minimum is up to this share of the party's maximum.
 VALUE_STRETCH_PCT = 150
 # Typos are tolerated on words of at least this many letters, at this many edits (optimal string

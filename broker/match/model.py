@@ -92,6 +92,9 @@ class PartyView:
     employees: int | None = None
     member_ids: tuple[str, ...] = ()
     digest_opt_in: bool = False
+    # Query terms learned from the party's own feedback (term, weight in thousandths; negative pushes away),
+    # sorted by term: broker.match.feedback. Part of the view, so new feedback makes the party "changed".
+    feedback_terms: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.party_type not in PARTY_TYPES:

@@ -8,6 +8,7 @@ from typing import Any
 from broker.errors import ConfigError
 from broker.match.candidates import DEFAULT_PARAMS, CandidateParams
 from broker.match.levels import DEFAULT_LEVELS, Levels
+from broker.match.relevance import DEFAULT_RELEVANCE, RelevanceParams
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,9 @@ class ConsortiumParams:
     min_members: int = 2
     max_members: int = 4
     suggestions_per_opportunity: int = 3
-    # A member must at least weakly match the opportunity on its own (capability_score).
-    member_min_capability: int = 30
+    # A member must have some relevance to the opportunity on its own (capability_score, a probability in
+    # percent: 5 is one chance in twenty; the weak level starts at 10).
+    member_min_capability: int = 5
     # Members come from the same or a neighbouring cluster (BRIEF, Match).
     neighbouring_clusters_only: bool = True
     # A grouping is only suggested when its combined capacity reaches the opportunity's value within this
@@ -32,13 +34,19 @@ class ConsortiumParams:
 
 @dataclass(frozen=True)
 class MatchParams:
-    min_score: int = 40  # a pair that no rule rejects matches from this score (0-100)
+    # A pair that no rule rejects matches from this score (0-100): the calibrated floor. The capability
+    # score is a probability in percent and the other rules add a few points, so 20 is about "one chance in
+    # five or better that you would call it relevant". Chosen by leave-one-profile-out cross-validation on
+    # the labelled tune split (bench/relevance_tune.py): the lowest floor whose held-out noise@10 is near
+    # 0.45 while at most one profile in eighteen with relevant notices is left empty.
+    min_score: int = 20
     # incremental runs re-check live matches whose deadline is this close (when a rule makes pair decisions
     # depend on the date: service.pairs_change_with_the_date)
     recheck_days: int = 7
     pair_batch: int = 20_000
     candidates: CandidateParams = DEFAULT_PARAMS
     levels: Levels = DEFAULT_LEVELS
+    relevance: RelevanceParams = DEFAULT_RELEVANCE
     consortium: ConsortiumParams = field(default_factory=ConsortiumParams)
 
     def __post_init__(self) -> None:
@@ -48,6 +56,7 @@ class MatchParams:
     def to_json(self) -> dict[str, Any]:
         return {"min_score": self.min_score, "recheck_days": self.recheck_days, "pair_batch": self.pair_batch,
                 "candidates": self.candidates.to_json(), "levels": self.levels.to_json(),
+                "relevance": self.relevance.to_json(),
                 "consortium": asdict(self.consortium)}
 
     @classmethod
@@ -55,6 +64,7 @@ class MatchParams:
         try:
             return cls(min_score=int(data["min_score"]), recheck_days=int(data["recheck_days"]),
                        pair_batch=int(data["pair_batch"]), candidates=CandidateParams(**data["candidates"]),
-                       levels=Levels.from_json(data["levels"]), consortium=ConsortiumParams(**data["consortium"]))
+                       levels=Levels.from_json(data["levels"]),
+                       relevance=RelevanceParams.from_json(data.get("relevance")), consortium=ConsortiumParams(**data["consortium"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"bad match parameters: {exc}") from None

@@ -27,12 +27,13 @@ from broker.match.candidates import BlockingIndex, Candidate, build_index
 from broker.match.features import iter_pair_facts, opportunity_fact, party_fact
 from broker.match.model import OpportunityView, PartyView
 from broker.match.params import MatchParams
+from broker.match.relevance import RelevanceModel
 from broker.match.rulefiles import RuleSet
 from broker.match.rules import FactResult, RuleEngine
 from broker.match.vocabulary import field_map
 
-PAIR_ONLY_FIELDS = ("capability_score", "capability_level", "keyword_hits", "exclude_hits", "cpv_overlap",
-                    "value_to_capacity_pct", "value_fit", "location_fit", "value_over_max_pct",
+PAIR_ONLY_FIELDS = ("capability_score", "capability_level", "relevance_terms", "keyword_hits", "exclude_hits",
+                    "cpv_overlap", "value_to_capacity_pct", "value_fit", "location_fit", "value_over_max_pct",
                     "value_over_turnover_pct")
 Sink = Callable[[list[dict[str, Any]]], None]
 
@@ -86,8 +87,10 @@ def evaluate_run(opportunities: Sequence[OpportunityView], parties: Sequence[Par
         bad_parties = {i for i, r in party_results.items() if r.rejected}
         out.counts["opportunities_rejected"], out.counts["parties_rejected"] = len(bad_opps), len(bad_parties)
         out.rejected_opportunities = sorted(bad_opps)
+        model = RelevanceModel(params.relevance)
         index = build_index([o for o in opportunities if o.id not in bad_opps],
-                            [p for p in parties if p.id not in bad_parties], as_of=as_of, params=params.candidates)
+                            [p for p in parties if p.id not in bad_parties], as_of=as_of, params=params.candidates,
+                            model=model)
         run = _PairRun(engine, index, {o.id: o for o in opportunities}, {p.id: p for p in parties},
                        opp_results, party_results, params, as_of, scope, emit, progress)
         run.execute()
@@ -166,7 +169,8 @@ class _PairRun:
         done = 0
         batch: list[tuple[Candidate, dict[str, Any]]] = []
         for item in iter_pair_facts(self.candidates(), self.opps, self.parties, as_of=self.as_of,
-                                    levels=self.params.levels, batch_pairs=self.params.pair_batch):
+                                    levels=self.params.levels, batch_pairs=self.params.pair_batch,
+                                    model=self.index.model):
             batch.append(item)
             if len(batch) >= self.params.pair_batch:
                 done += self._evaluate(batch)
@@ -228,7 +232,7 @@ class _PairRun:
         views = {**self.parties, **{s.party.id: s.party for s in suggestions}}
         pairs = [_Pair(opp.id, pid) for pid in sorted(groups)]
         facts = [(c, f) for c, f in iter_pair_facts(pairs, self.opps, views, as_of=self.as_of,
-                                                      levels=self.params.levels)]
+                                                      levels=self.params.levels, model=self.index.model)]
         engine_facts = [{**f, "id": fact_id("pair", c.opportunity_id, c.party_id)} for c, f in facts]
         pair_fields = field_map("pair")
         assert all(set(f) - {"id"} <= set(pair_fields) for f in engine_facts)

@@ -15,7 +15,7 @@ import platform
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from broker import __version__
 from broker.audit.chain import append_link
 from broker.audit.digests import decision_digest, input_digest
+from broker.match.feedback import party_feedback_terms
 from broker.match.model import OpportunityView, PartyView
 from broker.match.params import MatchParams
+from broker.match.relevance import DEFAULT_RELEVANCE, RelevanceModel, RelevanceParams
 from broker.match.rulefiles import RuleSet, load_rules
 from broker.match.rulesdir import RulesLocation, rules_location
 from broker.match.run import RunOutcome, RunScope, evaluate_run
@@ -42,6 +44,7 @@ from broker.store.models import (
     Consortium,
     ConsortiumMember,
     Decision,
+    DigestFeedback,
     Match,
     MatchRun,
     Opportunity,
@@ -109,7 +112,7 @@ def run_match(sessions: sessionmaker[Session], *, as_of: date, rules_dir: RulesL
     ruleset = load_rules(location.path)
     with sessions.begin() as session:
         _abandon_unfinished(session)
-        inputs = load_inputs(session, as_of)
+        inputs = load_inputs(session, as_of, params.relevance)
         same = None if full else _same_as_last(session, inputs, as_of, params, ruleset)
         if same is not None:
             return RunSummary(same.id, same.as_of, "no-op", dict(same.counts), same.decision_digest or "", True)
@@ -147,9 +150,10 @@ def published_by(as_of: date) -> Any:
     return Opportunity.published_at.is_(None) | (Opportunity.published_at < next_day)
 
 
-def load_inputs(session: Session, as_of: date) -> Inputs:
+def load_inputs(session: Session, as_of: date, relevance: RelevanceParams = DEFAULT_RELEVANCE) -> Inputs:
     """Live opportunities on ``as_of`` (open or planned, published by then, deadline not before it) and
-    every party."""
+    every party, each party with the query terms learned from its own feedback up to ``as_of``
+    (``broker.match.feedback``)."""
     day_start, _ = business_day_bounds(as_of)
     # Plain rows, not ORM objects (the views read their columns by name): a national directory is 20,000
     # VCSEs and 10,000 live notices, read every night.
@@ -164,7 +168,7 @@ def load_inputs(session: Session, as_of: date) -> Inputs:
         members.setdefault(m.consortium_id, []).append(m.vcse_id)
     consortia = [consortium_view(c, [vcses[i] for i in members.get(c.id, []) if i in vcses])
                  for c in session.scalars(select(Consortium).order_by(Consortium.id))]
-    parties = sorted([*vcses.values(), *consortia], key=lambda p: p.id)
+    parties = _with_feedback(session, sorted([*vcses.values(), *consortia], key=lambda p: p.id), as_of, relevance)
     hashes = {("opportunity", o.id): view_hash(o) for o in opportunities}
     hashes.update({("party", p.id): view_hash(p) for p in parties})
     return Inputs(opportunities, parties, hashes)
@@ -193,6 +197,24 @@ def _same_as_last(session: Session, inputs: Inputs, as_of: date, params: MatchPa
     before = {(kind, entity_id): content_hash for kind, entity_id, content_hash in session.execute(
         select(RunInput.kind, RunInput.entity_id, RunInput.content_hash).where(RunInput.run_id == last.id))}
     return last if before == inputs.hashes else None
+
+
+def _with_feedback(session: Session, parties: list[PartyView], as_of: date,
+                   relevance: RelevanceParams) -> list[PartyView]:
+    """Parties with their learned feedback terms (the feedback's notices may be closed by now)."""
+    rows = [tuple(r) for r in session.execute(
+        select(DigestFeedback.party_id, DigestFeedback.opportunity_id, DigestFeedback.kind)
+        .where(DigestFeedback.as_of <= as_of.isoformat())
+        .order_by(DigestFeedback.party_id, DigestFeedback.opportunity_id, DigestFeedback.kind))]
+    if not rows:
+        return parties
+    ids = sorted({r[1] for r in rows})
+    notices: dict[str, OpportunityView] = {}
+    for start in range(0, len(ids), 500):
+        for r in session.execute(select(Opportunity.__table__).where(Opportunity.id.in_(ids[start:start + 500]))):
+            notices[r.id] = opportunity_view(r)  # type: ignore[arg-type]
+    learned = party_feedback_terms(RelevanceModel(relevance), rows, notices)
+    return [replace(p, feedback_terms=learned[p.id]) if p.id in learned else p for p in parties]
 
 
 def _scope(session: Session, inputs: Inputs, as_of: date, params: MatchParams, ruleset: RuleSet,

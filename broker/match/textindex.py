@@ -314,3 +314,41 @@ class InvertedIndex:
         offsets = np.cumsum(lens) - lens
         pos = np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lens)
         return np.repeat(rows, lens), self.indices[pos], self.data[pos] * np.repeat(weights, lens)
+
+
+def count_terms(text: str) -> tuple[dict[str, int], int]:
+    """Term frequencies of a text (unigram stems and two-stem phrases, as ``analyse`` finds them) and its
+    length in content words, for the relevance model's term-frequency saturation and length normalisation.
+
+    Keys are inserted in first-seen order; callers that need a stable order sort them.
+    """
+    if not text:
+        return {}, 0
+    if "<" in text:
+        text = clean_text(text)
+    counts: dict[str, int] = {}
+    length = 0
+    prev = ""
+    for token in _TOKEN.findall(fold(text)):
+        if not token:
+            prev = ""
+            continue
+        stems, _, extra = _lex(token)
+        for s in extra:
+            counts[s] = counts.get(s, 0) + 1
+        for s in stems:
+            length += 1
+            counts[s] = counts.get(s, 0) + 1
+            if prev and prev != s:
+                bigram = f"{prev} {s}"
+                counts[bigram] = counts.get(bigram, 0) + 1
+            prev = s
+    return counts, length
+
+
+def surface_words(text: str) -> dict[str, str]:
+    """Stem -> the first word (in sort order) of ``text`` that has that stem, to show terms as written."""
+    out: dict[str, str] = {}
+    for w in sorted(analyse(text).words):
+        out.setdefault(stem(w), w)
+    return out

@@ -95,7 +95,12 @@ def view_json(view: OpportunityView | PartyView) -> dict[str, Any]:
         if isinstance(value, datetime):
             value = iso_utc(value)
         elif isinstance(value, tuple):
-            value = list(value)
+            if f.name == "feedback_terms":
+                if not value:
+                    continue  # no feedback: the view (and its hash) as before feedback existed
+                value = [list(pair) for pair in value]
+            else:
+                value = list(value)
         out[f.name] = value
     return out
 
@@ -116,4 +121,5 @@ def party_from_json(data: dict[str, Any]) -> PartyView:
     kw = dict(data)
     for name in ("keywords", "exclude_keywords", "cpv_codes", "service_areas", "member_ids"):
         kw[name] = tuple(kw.get(name) or ())
+    kw["feedback_terms"] = tuple((str(t), int(w)) for t, w in kw.get("feedback_terms") or ())
     return PartyView(**kw)

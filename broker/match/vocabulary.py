@@ -68,8 +68,11 @@ _PARTY = (
 )
 
 _PAIR_ONLY = (
-    Field("capability_score", int, "Fuzzy similarity 0-100 of the party's capabilities with the "
-          "opportunity's title, description and CPV labels"),
+    Field("capability_score", int, "Relevance 0-100: the calibrated probability (percent) that the party "
+          "would call the opportunity relevant, from its capabilities and keywords against the notice's "
+          "title, description, CPV labels and buyer (BM25F with related terms and inferred CPV groups)"),
+    Field("relevance_terms", str, "The terms, phrases, CPV groups and expansions that carried "
+          "capability_score, in words (\"no shared terms\" when none)"),
     Field("capability_level", str, "Named level of capability_score", ("strong", "good", "weak", "none")),
     Field("keyword_hits", int, "How many of the party's keywords appear in the opportunity's text"),
     Field("exclude_hits", int, "How many of the party's exclude keywords appear in any opportunity text"),

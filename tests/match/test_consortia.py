@@ -56,5 +56,5 @@ def test_members_come_from_the_same_or_neighbouring_clusters():
 
 
 def test_members_without_relevant_capability_are_left_out():
-    weak = _member("v-weak", "Cleaning co-operative: office and school cleaning", 300_000, score=10)
+    weak = _member("v-weak", "Cleaning co-operative: office and school cleaning", 300_000, score=4)
     assert suggest(_opp(), [CATERING, weak], PARAMS) == []

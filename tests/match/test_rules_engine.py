@@ -41,7 +41,7 @@ NEUTRAL: dict[str, Any] = {
     "party_type": "vcse", "digest_opt_in": True, "has_capabilities": True, "capacity_known": True,
     "max_contract_value_gbp": 100_000, "min_contract_value_gbp": 0, "annual_turnover_gbp": 0, "employees": 0,
     "member_count": 1, "party_cluster": "",
-    "capability_score": 0, "capability_level": "none", "keyword_hits": 0, "exclude_hits": 0,
+    "capability_score": 0, "capability_level": "none", "relevance_terms": "no shared terms", "keyword_hits": 0, "exclude_hits": 0,
     "cpv_overlap": "none", "value_to_capacity_pct": 10, "value_fit": "unknown", "location_fit": "national",
 }
 
@@ -128,39 +128,40 @@ CASES: list[tuple[str, str, dict[str, Any], list[tuple[Any, ...]]]] = [
     ("outside area", "pair", {"location_fit": "outside"},
      [("location-outside", "reject", "The work is outside your service areas")]),
     ("outside area but UK-wide", "pair", {"location_fit": "outside", "nationwide": True}, []),
-    ("strong capability", "pair", {"capability_level": "strong", "capability_score": 91},
-     [("capability-strong", 40, "Strong match with your capabilities (similarity 91/100)")]),
-    ("good capability", "pair", {"capability_level": "good", "capability_score": 75},
-     [("capability-good", 25, "Good match with your capabilities (similarity 75/100)")]),
-    ("weak capability", "pair", {"capability_level": "weak", "capability_score": 55},
-     [("capability-weak", 10, "Some overlap with your capabilities (similarity 55/100)")]),
-    ("one keyword", "pair", {"keyword_hits": 1}, [("keyword-hits", 5, "1 of your keywords appear in the notice")]),
-    ("four keywords", "pair", {"keyword_hits": 4},
-     [("keyword-hits", 20, "4 of your keywords appear in the notice")]),
+    ("relevance", "pair", {"capability_level": "strong", "capability_score": 91,
+                           "relevance_terms": "'refuge', 'domestic abuse'"},
+     [("capability-relevance", 91, "Relevant to what you do (91/100): 'refuge', 'domestic abuse'")]),
+    ("some relevance", "pair", {"capability_level": "weak", "capability_score": 12,
+                                "relevance_terms": "through 'employability' (related to your 'back to work')"},
+     [("capability-relevance", 12, "Relevant to what you do (12/100): through 'employability' (related to "
+                                   "your 'back to work')")]),
+    ("one keyword", "pair", {"keyword_hits": 1}, [("keyword-hits", 2, "1 of your keywords appear in the notice")]),
+    ("three keywords", "pair", {"keyword_hits": 3},
+     [("keyword-hits", 6, "3 of your keywords appear in the notice")]),
     ("keyword points capped", "pair", {"keyword_hits": 9},
-     [("keyword-hits", 20, "9 of your keywords appear in the notice")]),
-    ("cpv exact", "pair", {"cpv_overlap": "exact"}, [("cpv-exact", 25, "The notice uses one of your CPV codes")]),
+     [("keyword-hits", 6, "9 of your keywords appear in the notice")]),
+    ("cpv exact", "pair", {"cpv_overlap": "exact"}, [("cpv-exact", 5, "The notice uses one of your CPV codes")]),
     ("cpv category", "pair", {"cpv_overlap": "category"},
-     [("cpv-category", 20, "The notice's CPV code is in the same category as one of yours")]),
+     [("cpv-category", 4, "The notice's CPV code is in the same category as one of yours")]),
     ("cpv class", "pair", {"cpv_overlap": "class"},
-     [("cpv-class", 15, "The notice's CPV code is in the same class as one of yours")]),
+     [("cpv-class", 3, "The notice's CPV code is in the same class as one of yours")]),
     ("cpv group", "pair", {"cpv_overlap": "group"},
-     [("cpv-group", 10, "The notice's CPV code is in the same group as one of yours")]),
+     [("cpv-group", 2, "The notice's CPV code is in the same group as one of yours")]),
     ("cpv division", "pair", {"cpv_overlap": "division"},
-     [("cpv-division", 5, "The notice's CPV code is in the same division as one of yours")]),
+     [("cpv-division", 1, "The notice's CPV code is in the same division as one of yours")]),
     ("no codes", "pair", {"cpv_overlap": "no_codes"}, []),
     ("vcse suitable", "pair", {"vcse_suitable": "yes"},
-     [("buyer-vcse-suitable", 10, "The buyer says this is suitable for VCSEs")]),
+     [("buyer-vcse-suitable", 3, "The buyer says this is suitable for VCSEs")]),
     ("sme suitable", "pair", {"sme_suitable": "yes"},
-     [("buyer-sme-suitable", 5, "The buyer says this is suitable for small organisations")]),
+     [("buyer-sme-suitable", 2, "The buyer says this is suitable for small organisations")]),
     ("not suitable", "pair", {"vcse_suitable": "no", "sme_suitable": "no"}, []),
     ("reserved", "pair", {"reserved_for_vcse": True},
-     [("reserved-for-vcse", 15, "Bidding is reserved for organisations like yours")]),
-    ("local", "pair", {"location_fit": "local"}, [("location-local", 15, "The work is in your local area")]),
-    ("cluster", "pair", {"location_fit": "cluster"}, [("location-cluster", 10, "The work is in your cluster")]),
-    ("region", "pair", {"location_fit": "region"}, [("location-region", 5, "The work is in your region")]),
+     [("reserved-for-vcse", 5, "Bidding is reserved for organisations like yours")]),
+    ("local", "pair", {"location_fit": "local"}, [("location-local", 5, "The work is in your local area")]),
+    ("cluster", "pair", {"location_fit": "cluster"}, [("location-cluster", 3, "The work is in your cluster")]),
+    ("region", "pair", {"location_fit": "region"}, [("location-region", 2, "The work is in your region")]),
     ("within capacity", "pair", {"value_fit": "within"},
-     [("value-within-capacity", 10, "The value fits your capacity")]),
+     [("value-within-capacity", 3, "The value fits your capacity")]),
     ("stretch", "pair", {"value_fit": "stretch", "value_to_capacity_pct": 90},
      [("value-stretch", "stretch", "A stretch: the value is 90% of your largest contract")]),
     ("framework", "pair", {"is_framework": True},
@@ -169,17 +170,17 @@ CASES: list[tuple[str, str, dict[str, Any], list[tuple[Any, ...]]]] = [
      [("dynamic-purchasing-system", "dps",
        "A dynamic purchasing system: you can join at any time and bid for call-offs")]),
     ("a good all-round match", "pair",
-     {"capability_level": "strong", "capability_score": 88, "keyword_hits": 2, "cpv_overlap": "class",
-      "vcse_suitable": "yes", "location_fit": "cluster", "value_fit": "within"},
-     [("capability-strong", 40, "Strong match with your capabilities (similarity 88/100)"),
-      ("keyword-hits", 10, "2 of your keywords appear in the notice"),
-      ("cpv-class", 15, "The notice's CPV code is in the same class as one of yours"),
-      ("buyer-vcse-suitable", 10, "The buyer says this is suitable for VCSEs"),
-      ("location-cluster", 10, "The work is in your cluster"),
-      ("value-within-capacity", 10, "The value fits your capacity")]),
+     {"capability_level": "strong", "capability_score": 88, "relevance_terms": "'refuge'", "keyword_hits": 2,
+      "cpv_overlap": "class", "vcse_suitable": "yes", "location_fit": "cluster", "value_fit": "within"},
+     [("capability-relevance", 88, "Relevant to what you do (88/100): 'refuge'"),
+      ("keyword-hits", 4, "2 of your keywords appear in the notice"),
+      ("cpv-class", 3, "The notice's CPV code is in the same class as one of yours"),
+      ("buyer-vcse-suitable", 3, "The buyer says this is suitable for VCSEs"),
+      ("location-cluster", 3, "The work is in your cluster"),
+      ("value-within-capacity", 3, "The value fits your capacity")]),
     ("rejected and still scored", "pair", {"exclude_hits": 1, "cpv_overlap": "exact"},
      [("exclude-keyword", "reject", "The notice mentions 1 of your excluded keywords"),
-      ("cpv-exact", 25, "The notice uses one of your CPV codes")]),
+      ("cpv-exact", 5, "The notice uses one of your CPV codes")]),
 ]
 
 
@@ -211,7 +212,7 @@ def test_firing_records_inputs_and_effect_details() -> None:
         "inputs": {"is_framework": False, "is_dps": False, "value_over_max_pct": 250, "value_min_gbp": 250_000,
                    "max_contract_value_gbp": 100_000}}
     assert result.firings[1].inputs == {"keyword_hits": 3}
-    assert result.score == 15
+    assert result.score == 6
 
 
 # --- determinism --------------------------------------------------------------------------------------
@@ -385,7 +386,7 @@ def test_every_session_is_deleted_and_unmatched_sessions_are_swept(monkeypatch: 
         for batch in range(40):
             matched = [fact("pair", f"m{batch}-{i}", cpv_overlap="group") for i in range(120)]
             unmatched = [fact("party", f"u{batch}-{i}") for i in range(60)]  # no party rule fires
-            assert all(r.score == 10 for r in engine.evaluate("pair", matched))
+            assert all(r.score == 2 for r in engine.evaluate("pair", matched))
             assert all(not r.firings for r in engine.evaluate("party", unmatched))
         stats = dict(engine.stats)
     # 40 x (3 pair sessions + 2 party sessions); the party sessions stored nothing, so they were swept
