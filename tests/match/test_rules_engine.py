@@ -122,7 +122,7 @@ CASES: list[tuple[str, str, dict[str, Any], list[tuple[Any, ...]]]] = [
     ("UK-wide, party serves National", "pair",
      {"location_fit": "national", "nationwide": True, "serves_national": True}, []),
     ("UK-wide notice naming the party's area", "pair", {"location_fit": "local", "nationwide": True},
-     [("location-local", 15, "The work is in your local area")]),
+     [("location-local", 5, "The work is in your local area")]),
     ("below minimum", "pair", {"value_fit": "below_minimum", "min_contract_value_gbp": 50_000},
      [("value-below-minimum", "reject", "Worth at most £20,000, below your minimum of £50,000")]),
     ("outside area", "pair", {"location_fit": "outside"},

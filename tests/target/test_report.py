@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -16,6 +17,10 @@ from broker.target.report import render_report
 
 D = date.fromisoformat
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+# These scenarios count what reached the VCSEs (the headline stage of the tests written before
+# `interested` became the default).
+AT_INTRODUCED = dataclasses.replace(DEFAULT_CONFIG, counting_stage="introduced")
 
 
 def test_report_shows_the_headline_and_every_section(scenario):
@@ -149,7 +154,7 @@ def test_report_chart_reads_right_below_near_and_far_above_the_target(scenario, 
     import json
 
     chromium = _chromium()
-    config = dataclasses.replace(DEFAULT_CONFIG, target_pence=target_gbp * 100)
+    config = dataclasses.replace(DEFAULT_CONFIG, target_pence=target_gbp * 100, counting_stage="introduced")
     html, _ = render_report(scenario, D("2025-09-30"), config)
     assert share in html and pace in html
     page = tmp_path / "report.html"
@@ -172,10 +177,10 @@ def test_report_chart_reads_right_below_near_and_far_above_the_target(scenario, 
 
 
 def test_report_lists_frameworks_apart_until_their_call_off(scenario):
-    before, _ = render_report(scenario, D("2025-07-01"), DEFAULT_CONFIG)
+    before, _ = render_report(scenario, D("2025-07-01"), AT_INTRODUCED)
     apart = before[before.index('<section id="not-counted">'):]
     apart = apart[:apart.index("</section>")]
     assert "Social care framework" in apart and "£3,600,000,000" in apart and "until a call-off" in apart
-    after, _ = render_report(scenario, D("2025-09-30"), DEFAULT_CONFIG)  # the £80,000 call-off is recorded
+    after, _ = render_report(scenario, D("2025-09-30"), AT_INTRODUCED)  # the £80,000 call-off is recorded
     apart = after[after.index('<section id="not-counted">'):]
     assert "Social care framework" not in apart[:apart.index("</section>")]

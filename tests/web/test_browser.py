@@ -13,7 +13,19 @@ from datetime import timedelta
 import pytest
 from browser import Page, browser, chromium_or_skip, free_port, live_server
 from sqlalchemy import select
-from web_world import AS_OF, OFFICER, PASSWORD, SECRET, Clock, build, html_part, match, opportunity, seed
+from web_world import (
+    AS_OF,
+    AT_INTRODUCED,
+    OFFICER,
+    PASSWORD,
+    SECRET,
+    Clock,
+    build,
+    html_part,
+    match,
+    opportunity,
+    seed,
+)
 
 from broker.store.engine import session_factory
 from broker.store.models import Digest, DigestFeedback, DigestItem, TargetEntry
@@ -36,7 +48,7 @@ def site(engine, tmp_path):
     with session_factory(engine).begin() as s:
         add_officer(s, OFFICER, PASSWORD)
     clock = Clock(AS_OF)
-    app = create_app(engine, WebConfig(secret=SECRET, secure_cookies=False, clock=clock))
+    app = create_app(engine, WebConfig(secret=SECRET, secure_cookies=False, clock=clock, target=AT_INTRODUCED))
     shots = tmp_path / "shots"
     shots.mkdir()
     with live_server(app, port) as base, browser(executable) as b:

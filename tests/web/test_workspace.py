@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
-from web_world import AS_OF, OFFICER, PASSWORD, csrf, login
+from web_world import AS_OF, AT_INTRODUCED, OFFICER, PASSWORD, csrf, login
 
 from broker.store.engine import session_factory
 from broker.store.models import Officer, QuarantineItem, TargetEntry
@@ -68,7 +68,7 @@ def test_every_officer_form_needs_the_session_csrf_token(engine, client):
 def test_recording_won_with_a_value_changes_the_report_total(engine, client):
     login(client)
     with session_factory(engine)() as s:
-        before = compute_progress(s, AS_OF).counted_pence
+        before = compute_progress(s, AS_OF, AT_INTRODUCED).counted_pence
     report = client.get("/report")
     assert report.status_code == 200 and "£73,000" in report.text  # O1 £48,000 + O2 £25,000, introduced
     assert "script-src" not in report.headers["content-security-policy"]
@@ -80,7 +80,7 @@ def test_recording_won_with_a_value_changes_the_report_total(engine, client):
     shown = client.get(done.headers["location"])
     assert "Recorded in the target ledger" in shown.text and "&lt;b&gt;awarded&lt;/b&gt;" in shown.text
     with session_factory(engine)() as s:
-        after = compute_progress(s, AS_OF).counted_pence
+        after = compute_progress(s, AS_OF, AT_INTRODUCED).counted_pence
         won = s.scalars(select(TargetEntry).where(TargetEntry.stage == "won")).one()
     assert (won.amount_pence, won.cause, won.note) == (9_000_000, f"officer:web:{OFFICER}", "<b>awarded</b>")
     assert after == before + 9_000_000 - 4_800_000

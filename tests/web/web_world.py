@@ -14,9 +14,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from broker.digest import DigestSettings, build_digests
+from broker.digest.deliver import mark_sent
 from broker.store.engine import session_factory
 from broker.store.models import Digest, Match, Opportunity, Vcse
-from broker.target.ledger import record_introduced
+from broker.target.config import TargetConfig
+from broker.target.ledger import record_introduced_many
 from broker.web.app import WebConfig, create_app
 from broker.web.tokens import LinkSettings
 
@@ -61,6 +63,10 @@ def match(session: Session, opp: str, party: str, score: int, *, run_id: str = "
     return row
 
 
+# The worlds' report figures count what reached the VCSEs (digests marked sent), not only confirmed interest.
+AT_INTRODUCED = TargetConfig(counting_stage="introduced")
+
+
 def seed(engine: Engine) -> None:
     """Two VCSEs; V1 matches O1 and O2, V2 matches O1. O1's title is hostile markup (untrusted text)."""
     with session_factory(engine).begin() as s:
@@ -76,11 +82,13 @@ def seed(engine: Engine) -> None:
 
 def build(engine: Engine, outbox: Path, as_of: date = AS_OF, links: LinkSettings | None = LINKS,
           cap: int = 10) -> list[Any]:
-    """Build the night's digests (with the target ledger's introduced hook, as the nightly job does)."""
+    """Build the night's digests and mark them sent (outbox-only mode), so their items are introduced."""
     settings = DigestSettings(sender_address="brokerage@wardend.example", links=links, cap=cap)
     with session_factory(engine)() as s:
-        return list(build_digests(s, as_of=as_of, outbox=outbox, settings=settings,
-                                  introduced_callback=record_introduced))
+        built = list(build_digests(s, as_of=as_of, outbox=outbox, settings=settings))
+    with session_factory(engine).begin() as s:
+        mark_sent(s, sorted(b.digest_id for b in built), as_of=as_of, delivered=record_introduced_many)
+    return built
 
 
 def digest_of(engine: Engine, recipient: str, as_of: date = AS_OF) -> Digest | None:
@@ -126,5 +134,6 @@ def make_client(engine: Engine, clock: Clock, **overrides: Any) -> Any:
     """A Starlette TestClient on the app (plain http, so cookies are not Secure-only)."""
     from starlette.testclient import TestClient
 
+    overrides.setdefault("target", AT_INTRODUCED)
     config = WebConfig(secret=SECRET, secure_cookies=False, clock=clock, **overrides)
     return TestClient(create_app(engine, config), base_url="http://127.0.0.1:8080", follow_redirects=False)
