@@ -158,11 +158,17 @@ def set2_live_notices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     from broker.ingest import ingest
 
     labelled = load_set(LABELLED_2)
-    with scratch_store(tmp_path_factory.mktemp("set2")) as sessions:
-        report = ingest(sessions, [str(p) for p in labelled.notice_files])
-        assert sum(f.quarantined for f in report.files) == 0
-        with sessions() as session:
-            return {n.id: n.title for n in live_notices(session, labelled)}
+    live: dict[str, str] = {}
+    # each notice group as of its own business date, as `broker eval` runs it
+    for group in labelled.notice_groups():
+        with scratch_store(tmp_path_factory.mktemp("set2")) as sessions:
+            report = ingest(sessions, [str(p) for p in group.files])
+            assert sum(f.quarantined for f in report.files) == 0
+            with sessions() as session:
+                notices = {n.id: n.title for n in live_notices(session, group.as_of)}
+        assert not set(notices) & set(live), "a notice is live in two groups"
+        live.update(notices)
+    return live
 
 
 def test_set2_notice_files_are_the_committed_real_copies() -> None:

@@ -69,7 +69,9 @@ def eval_cmd(folders: tuple[str, ...], split: str, rules_dir: RulesLocation, per
 
 
 def _as_json(result: SetEvaluation, per_profile: bool, splits: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"set": result.set_name, "as_of": result.as_of, "splits": {
+    out: dict[str, Any] = {"set": result.set_name, "as_of": result.as_of, "groups": [
+        {"as_of": g.as_of, "notices": list(g.files), "live_notices": g.live_notices} for g in result.groups],
+        "splits": {
         name: {"profiles": r.profiles, "profiles_with_nothing_relevant": r.nothing_relevant,
                "methods": {m: s.as_dict() for m, s in r.methods.items()},
                "matcher_ndcg_vs": {b: dict(zip(("better", "same", "worse"), v, strict=True))
@@ -83,7 +85,8 @@ def _as_json(result: SetEvaluation, per_profile: bool, splits: dict[str, str]) -
 
 def _print_set(result: SetEvaluation) -> None:
     for name, r in result.splits.items():
-        click.echo(f"Set {result.set_name} (as of {result.as_of}), {name} split: {r.profiles} profiles with "
+        runs = "" if len(result.groups) < 2 else f"; one run per notice group, {len(result.groups)} groups"
+        click.echo(f"Set {result.set_name} (as of {result.as_of}{runs}), {name} split: {r.profiles} profiles with "
                    f"relevant notices, {r.nothing_relevant} with none")
         click.echo(f"  {'':14}{'nDCG@10':>8}{'P@5':>7}{'R@20':>7}{'noise@10':>9}{'unjudged@10':>12}"
                    f"{'shown':>7}{'left empty':>11}{'shown to none':>14}")
@@ -119,7 +122,8 @@ def _print_feedback(e: FeedbackExperiment) -> None:
     click.echo(f"Feedback experiment, set {e.set_name}: {len(e.nights)} nights by publication date, "
                f"top {e.shown} shown a night; feedback from nights before each one (labels of what was shown)")
     for night in e.nights:
-        click.echo(f"  night {night.number}: {night.first} .. {night.last}, {night.notices} notices, "
+        click.echo(f"  night {night.number}: {night.first} .. {night.last}, {night.notices} notices "
+                   f"({night.open} still open on {night.as_of}, the night's run date), "
                    f"{night.profiles} profiles with relevant new notices, feedback given so far {night.feedback}")
     click.echo(f"  quality on nights 2..{len(e.nights)} (new notices of each night):")
     click.echo(f"  {'':18}{'nDCG@10':>8}{'P@5':>7}{'R@20':>7}{'noise@10':>9}{'shown':>7}{'left empty':>11}")

@@ -74,12 +74,16 @@ class Bm25Ranker:
 
     def rank(self, profile: Profile) -> list[str]:
         """Notices sharing at least one query term, best first (ties by id)."""
+        return [oid for _, oid in self.scored(profile)]
+
+    def scored(self, profile: Profile) -> list[tuple[float, str]]:
+        """(score, id) of the notices sharing at least one query term, best first (ties by id)."""
         query = self._tokens([" ".join([profile.capabilities, *profile.keywords])])[0]
         if not self._notices or not query:
             return []
         scores = self._index.get_scores(query)
-        hits = [(-float(s), n.id) for s, n in zip(scores, self._notices, strict=True) if s > 0]
-        return [oid for _, oid in sorted(hits)]
+        hits = sorted((-float(s), n.id) for s, n in zip(scores, self._notices, strict=True) if s > 0)
+        return [(-neg, oid) for neg, oid in hits]
 
 
 def cpv_prefix(codes: Sequence[str], notices: Sequence[Notice], *, digits: int = 5) -> list[str]:

@@ -2,9 +2,11 @@
 
 The set's notices are split by publication date into nights. Two scratch databases replay the nights in
 order, each night ingesting only that night's notices and running the matcher, the way the nightly job
-would. A night's business date is its first publication day: every notice of the night is still open then
-(deadlines follow publication), whereas a later date would expire some of them before they are ranked
-(the second set's nights span months). The matcher does not read publication dates. In the "with feedback" arm, after each night every
+would. A night's business date is its last publication day: a run as of D sees only notices published by D,
+so an earlier date would hide the night's later notices. A night that spans months or years (the second
+set's notices span 2019 to 2026) can hold notices whose deadline passed before that day: no run on that
+day could show them, so they are left out of that night's scoring in both arms (``Night.open`` counts the
+notices still open on the night's date). In the "with feedback" arm, after each night every
 profile's top ``shown`` new items (what a digest would send it, in digest order) are given the set's label
 through the feedback store (:func:`broker.digest.feedback.record_feedback`): grade 0 as ``not_relevant``,
 grade 1 or 2 as ``interested``; items the set never graded get no feedback. Quality is measured on each
@@ -35,7 +37,7 @@ from broker.evaluation.labelled import MethodSummary, load_set_into, scratch_sto
 from broker.evaluation.metrics import Scores, mean_scores, score_ranking
 from broker.evaluation.sets import LabelledSet
 from broker.ingest import ingest, ingest_items
-from broker.match.service import run_match
+from broker.match.service import business_day_bounds, run_match
 from broker.normalise.dates import LONDON
 from broker.sources import registry
 from broker.sources.base import SourceItem
@@ -52,6 +54,8 @@ class Night:
     notices: int
     profiles: int
     feedback: int
+    open: int = 0  # of ``notices``, how many were still open (or undated) on the night's business date
+    as_of: str = ""  # the night's business date
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -105,8 +109,16 @@ def assign_nights(published: dict[str, date | None], nights: int) -> dict[str, i
     return {k: (number[slot_of_day[v]] if v is not None else 1) for k, v in sorted(published.items())}
 
 
-def _probe(labelled: LabelledSet, workdir: Path | None) -> tuple[dict[str, date | None], dict[str, str]]:
-    """Publication day of every opportunity the set's files give, and each one's grouping key.
+@dataclass(frozen=True)
+class _Probe:
+    published: dict[str, date | None]  # {grouping key: first publication day}
+    key_of: dict[str, str]  # {opportunity id: grouping key}
+    day_of: dict[str, date | None]  # {opportunity id: publication day}
+    deadline_of: dict[str, datetime | None]  # {opportunity id: deadline}
+
+
+def _probe(labelled: LabelledSet, workdir: Path | None) -> _Probe:
+    """Publication day and deadline of every opportunity the set's files give, and each one's grouping key.
 
     The key is the ocid for OCDS (all lots and releases of a procurement arrive together) and the
     opportunity id otherwise.
@@ -114,16 +126,17 @@ def _probe(labelled: LabelledSet, workdir: Path | None) -> tuple[dict[str, date 
     with scratch_store(workdir) as sessions:
         ingest(sessions, [str(p) for p in labelled.notice_files])
         with sessions() as session:
-            rows = session.execute(select(Opportunity.id, Opportunity.ocid, Opportunity.published_at)
-                                   .order_by(Opportunity.id)).all()
-    key_of = {oid: (ocid or oid) for oid, ocid, _ in rows}
+            rows = session.execute(select(Opportunity.id, Opportunity.ocid, Opportunity.published_at,
+                                          Opportunity.deadline_at).order_by(Opportunity.id)).all()
+    key_of = {oid: (ocid or oid) for oid, ocid, _, _ in rows}
     by_key: dict[str, date | None] = {}
-    for oid, _, published in rows:
+    for oid, _, published, _ in rows:
         day = _day(published)
         key = key_of[oid]
         if key not in by_key or (day is not None and (by_key[key] is None or day < by_key[key])):  # type: ignore[operator]
             by_key[key] = day
-    return by_key, key_of
+    deadlines = {oid: (d if d is None or d.tzinfo else d.replace(tzinfo=UTC)) for oid, _, _, d in rows}
+    return _Probe(by_key, key_of, {oid: _day(p) for oid, _, p, _ in rows}, deadlines)
 
 
 def _item_key(item: SourceItem) -> str | None:
@@ -195,7 +208,8 @@ def _give_feedback(session: Session, labelled: LabelledSet, lists: dict[str, lis
 def run_feedback_experiment(labelled: LabelledSet, *, nights: int, rules_dir: Path, shown: int = SHOWN,
                             workdir: Path | None = None) -> FeedbackExperiment:
     """Replay ``nights`` nights with and without feedback; figures over nights 2..``nights``."""
-    published, key_of = _probe(labelled, workdir)
+    probe = _probe(labelled, workdir)
+    published, key_of = probe.published, probe.key_of
     night_of_key = assign_nights(published, nights)
     nights = max(night_of_key.values(), default=1)
     if nights < 2:
@@ -208,18 +222,31 @@ def run_feedback_experiment(labelled: LabelledSet, *, nights: int, rules_dir: Pa
     for key, night in night_of_key.items():
         if published[key] is not None:
             days_of.setdefault(night, []).append(published[key])  # type: ignore[arg-type]
-    dates = {n: min(days_of[n]) if n in days_of else labelled.as_of for n in range(1, nights + 1)}
+    # the night's last publication day (of any of its opportunities, lots and later releases included)
+    last_day: dict[int, date] = {}
+    for oid, key in key_of.items():
+        day = probe.day_of[oid]
+        if day is not None and (night_of_key[key] not in last_day or day > last_day[night_of_key[key]]):
+            last_day[night_of_key[key]] = day
+    dates = {n: last_day.get(n, labelled.as_of) for n in range(1, nights + 1)}
+    open_of = {n: {o for o in notices_of[n] if _open_on(probe.deadline_of[o], dates[n])} for n in notices_of}
     files = _items_by_night(labelled, night_of_key)
     plain, _ = _run_arm(labelled, files, notices_of, dates, feedback=False, shown=shown, rules_dir=rules_dir,
                         workdir=workdir)
     fed, given = _run_arm(labelled, files, notices_of, dates, feedback=True, shown=shown, rules_dir=rules_dir,
                           workdir=workdir)
-    return _summarise(labelled, nights, shown, notices_of, dates, days_of, plain, fed, given)
+    return _summarise(labelled, nights, shown, notices_of, dates, days_of, plain, fed, given, open_of)
+
+
+def _open_on(deadline: datetime | None, as_of: date) -> bool:
+    """Whether a run as of ``as_of`` still sees a notice with this deadline (the matcher's own rule)."""
+    return deadline is None or deadline >= business_day_bounds(as_of)[0]
 
 
 def _summarise(labelled: LabelledSet, nights: int, shown: int, notices_of: dict[int, set[str]],
                dates: dict[int, date], days_of: dict[int, list[date]], plain: dict[int, dict[str, list[str]]],
-               fed: dict[int, dict[str, list[str]]], given: dict[int, int]) -> FeedbackExperiment:
+               fed: dict[int, dict[str, list[str]]], given: dict[int, int],
+               open_of: dict[int, set[str]] | None = None) -> FeedbackExperiment:
     arms: dict[str, list[Scores]] = {"without": [], "with": []}
     empty = {"without": 0, "with": 0}
     none_shown: dict[str, list[int]] = {"without": [], "with": []}
@@ -227,11 +254,13 @@ def _summarise(labelled: LabelledSet, nights: int, shown: int, notices_of: dict[
     per_night: dict[int, dict[str, Scores]] = {}
     night_rows = []
     for night in range(1, nights + 1):
-        judged = {p: {o: g for o, g in labelled.grades[p].items() if o in notices_of[night]} for p in labelled.grades}
+        # only notices a run on the night's date could show are scored (all of them unless told otherwise)
+        scorable = notices_of[night] if open_of is None else open_of[night]
+        judged = {p: {o: g for o, g in labelled.grades[p].items() if o in scorable} for p in labelled.grades}
         relevant = [p for p in sorted(judged) if any(g >= 1 for g in judged[p].values())]
         days = days_of.get(night, [dates[night]])
         night_rows.append(Night(night, min(days).isoformat(), max(days).isoformat(), len(notices_of[night]),
-                                len(relevant), given.get(night, 0)))
+                                len(relevant), given.get(night, 0), len(scorable), dates[night].isoformat()))
         if night == 1:
             continue
         scored: dict[str, list[Scores]] = {"without": [], "with": []}

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.evaluation.baselines import cpv_prefix, random_notices
-from broker.evaluation.labelled import live_notices, load_set_into, profiles, rank_all, scratch_store
+from broker.evaluation.labelled import rank_set
 from broker.evaluation.sets import LabelledSet
-from broker.match.service import run_match
 
 POOL_COLUMNS = ("profile_id", "opportunity_id", "title", "methods", "graded")
 
@@ -31,19 +30,15 @@ class PooledPair:
 def pool(labelled: LabelledSet, *, rules_dir: Path, depth: int = 15, random_k: int = 5,
          workdir: Path | None = None) -> list[PooledPair]:
     """Every pooled pair of every profile the set imports, by profile then opportunity id."""
-    with scratch_store(workdir) as sessions:
-        load_set_into(sessions, labelled)
-        run_match(sessions, as_of=labelled.as_of, rules_dir=rules_dir, full=True)
-        with sessions() as session:
-            known = profiles(session)
-            notices = live_notices(session, labelled)
-            rankings = rank_all(session, labelled, sorted(known))
+    # one run per notice group, lists merged as the evaluation merges them
+    rankings, live, known = rank_set(labelled, rules_dir=rules_dir, workdir=workdir)
+    notices = sorted((n for group in live for n in group), key=lambda n: n.id)
     titles = {n.id: n.title for n in notices}
     out: list[PooledPair] = []
     for pid in sorted(known):
         proposed: dict[str, list[str]] = {}
         for method, ranked in rankings.items():
-            for oid in ranked[pid][:depth]:
+            for oid in ranked.get(pid, [])[:depth]:
                 proposed.setdefault(oid, []).append(method)
         for oid in cpv_prefix(known[pid].cpv_codes, notices)[:depth]:
             proposed.setdefault(oid, []).append("cpv")

@@ -20,7 +20,9 @@ def test_json_has_every_method_split_and_profile() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     (one,) = data["sets"]
-    assert one["set"] == "mixed" and one["as_of"] == "2019-04-24"
+    assert one["set"] == "mixed" and one["as_of"] == "2019-04-29, 2022-10-20, 2025-01-23, 2025-02-21, 2026-02-02"
+    assert [g["as_of"] for g in one["groups"]] == one["as_of"].split(", ")
+    assert sum(g["live_notices"] for g in one["groups"]) == 136
     assert set(one["splits"]) == {"tune", "test"}
     for split in one["splits"].values():
         assert set(split["methods"]) == {"matcher", "keyword_alert", "bm25"}
@@ -36,7 +38,8 @@ def test_json_has_every_method_split_and_profile() -> None:
 def test_table_names_the_three_rankings() -> None:
     result = CliRunner().invoke(cli, ["eval", "--labelled", SET2, "--rules", RULES, "--split", "test"])
     assert result.exit_code == 0, result.output
-    assert "Set mixed (as of 2019-04-24), test split: 6 profiles with relevant notices, 5 with none" in result.output
+    assert ("Set mixed (as of 2019-04-29, 2022-10-20, 2025-01-23, 2025-02-21, 2026-02-02; one run per notice group, "
+            "5 groups), test split: 6 profiles with relevant notices, 5 with none") in result.output
     for name in ("matcher", "keyword alert", "plain BM25"):
         assert f"\n  {name}" in result.output
     assert "per profile, matcher nDCG@10 vs keyword alert" in result.output

@@ -153,3 +153,48 @@ def test_cross_validation_scores_the_choice_on_profiles_it_did_not_see() -> None
     assert cv.held_out == pytest.approx(0.0)
     in_sample_best = 2 / 3
     assert cv.held_out < in_sample_best
+
+
+def test_a_manifest_with_groups_gives_each_group_its_date(tmp_path: Path) -> None:
+    from broker.evaluation.sets import NoticeGroup
+
+    _write_set(tmp_path)
+    (tmp_path / "set.json").write_text(json.dumps({
+        "name": "t", "profiles": ["p.csv"], "grades": ["g.csv"],
+        "groups": [{"as_of": "2019-04-29", "notices": ["a.json"]},
+                   {"as_of": "2025-01-23", "notices": ["b.json", "c.csv"]}]}))
+    labelled = load_set(tmp_path)
+    assert labelled.notice_groups() == (NoticeGroup(date(2019, 4, 29), (tmp_path / "a.json",)),
+                                        NoticeGroup(date(2025, 1, 23), (tmp_path / "b.json", tmp_path / "c.csv")))
+    assert labelled.notice_files == (tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.csv")
+    assert labelled.as_of == date(2025, 1, 23)  # every notice is public by the latest group date
+    # a one-date manifest is one group of all its files
+    one = load_set(_write_set(tmp_path))
+    assert one.notice_groups() == (NoticeGroup(date(2025, 1, 1), (tmp_path / "n.csv",)),)
+
+
+@pytest.mark.parametrize(("groups", "extra", "says"), [
+    ([{"as_of": "2020-01-01", "notices": ["a.json"]}], {"as_of": "2020-01-01"}, "not both"),
+    ([{"as_of": "2020-01-01", "notices": ["a.json"]}, {"as_of": "2021-01-01", "notices": ["a.json"]}], {},
+     "more than one group"),
+    ([{"as_of": "01/01/2020", "notices": ["a.json"]}], {}, "YYYY-MM-DD"),
+    ([{"as_of": "2020-01-01", "notices": []}], {}, "non-empty 'notices'"),
+])
+def test_bad_groups_are_one_line_errors_naming_the_manifest(tmp_path: Path, groups: list, extra: dict,
+                                                            says: str) -> None:
+    _write_set(tmp_path)
+    (tmp_path / "set.json").write_text(json.dumps({"name": "t", "profiles": ["p.csv"], "grades": ["g.csv"],
+                                                   "groups": groups, **extra}))
+    with pytest.raises(InputError, match=says) as err:
+        load_set(tmp_path)
+    assert "set.json" in str(err.value)
+
+
+def test_merge_keeps_one_groups_order_and_interleaves_groups_by_key() -> None:
+    from broker.evaluation.labelled import merge
+
+    first = {"matcher": {"P": [((-9, "x"), "x"), ((-3, "y"), "y")]}, "keyword_alert": {}, "bm25": {}}
+    second = {"matcher": {"P": [((-5, "z"), "z"), ((-1, "x"), "x")]}, "keyword_alert": {}, "bm25": {}}
+    assert merge([first])["matcher"] == {"P": ["x", "y"]}
+    # by score across groups; a notice in two groups is kept where it ranks first
+    assert merge([first, second])["matcher"] == {"P": ["x", "z", "y"]}
