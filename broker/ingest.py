@@ -25,7 +25,7 @@ from broker.errors import InputError
 from broker.normalise.keys import fit_key
 from broker.normalise.private import SOURCE as PRIVATE_SOURCE
 from broker.normalise.private import loose_private_key
-from broker.normalise.record import OpportunityRecord, canonical_hash, canonical_json
+from broker.normalise.record import OpportunityRecord, canonical_json
 from broker.sources import registry
 from broker.sources.base import SourceItem
 from broker.store.models import IngestedFile, Release
@@ -353,8 +353,11 @@ def _stored_releases(session: Session, chunk: list[SourceItem]) -> set[tuple[str
 def _release_row(release: dict[str, Any], meta: dict[str, Any] | None,
                  stored: set[tuple[str, str, str]]) -> dict[str, Any] | None:
     """The row keeping a raw release verbatim (JSON-safe); None when this exact release is stored."""
-    safe = json.loads(canonical_json(release))
-    raw_hash = canonical_hash(safe)
+    text = canonical_json(release)
+    safe = json.loads(text)
+    # The hash of ``safe`` without serialising it again: canonical JSON read back and written again is
+    # the same text (numbers were already made plain JSON numbers or text the first time).
+    raw_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
     key = (fit_key(str(safe["ocid"])), fit_key(str(safe["id"])), raw_hash)
     if key in stored:
         return None
