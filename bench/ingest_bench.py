@@ -56,30 +56,40 @@ def write_synthetic(path: Path, n: int) -> None:
 _CHILD = ("import resource, runpy, sys\n"
           "sys.argv = ['broker', *sys.argv[1:]]\n"
           "try:\n    runpy.run_module('broker', run_name='__main__')\n"
-          "finally:\n    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+          "finally:\n    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+          "    print('PEAK_RSS_KB', u.ru_maxrss, file=sys.stderr)\n"
+          "    print('CPU_S', u.ru_utime + u.ru_stime, file=sys.stderr)\n")
 
 
 def timed_child(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run `broker ARGS` in a child; return wall seconds, its peak RSS in MiB, and its stdout."""
+    """Run `broker ARGS` in a child; return wall seconds, its peak RSS in MiB, and its stdout.
+
+    The child's CPU seconds (start-up included) are kept in ``LAST_CPU``: on a shared, loaded machine
+    CPU time is steadier than wall time."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CHILD, *args], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         sys.exit(f"command failed ({proc.returncode}): broker {' '.join(args)}\n{proc.stderr}")
     peak_kb = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    LAST_CPU[:] = [float(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("CPU_S")]
     return wall, peak_kb / 1024, proc.stdout
+
+
+LAST_CPU: list[float] = []
 
 
 # The floor: json.load of the whole file, then ocdsmerge compiles every ocid; nothing stored.
 _FLOOR = ("import json, resource, sys, time\n"
           "from broker.normalise.compile import merger\n"
           "m = merger()\n"
-          "t0 = time.perf_counter()\n"
+          "t0, c0 = time.perf_counter(), time.process_time()\n"
           "with open(sys.argv[1], encoding='utf-8') as fh:\n    releases = json.load(fh)['releases']\n"
           "by_ocid = {}\n"
           "for r in releases:\n    by_ocid.setdefault(r['ocid'], []).append(r)\n"
           "for group in by_ocid.values():\n    m.create_compiled_release(group)\n"
-          "print(time.perf_counter() - t0)\n"
+          "c0 = time.process_time() - c0\n"
+          "print(time.perf_counter() - t0, c0)\n"
           "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
 
 # What the digest covers: every stored column except surrogate ids and wall-clock metadata.
@@ -126,12 +136,13 @@ def store_digest(db: str) -> tuple[str, dict[str, int]]:
     return digest.hexdigest(), counts
 
 
-def floor_child(path: Path, env: dict[str, str]) -> tuple[float, float]:
-    """The floor's own seconds (after imports) and its peak RSS in MiB."""
+def floor_child(path: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    """The floor's own wall and CPU seconds (after imports) and its peak RSS in MiB."""
     proc = subprocess.run([sys.executable, "-c", _FLOOR, str(path)], env=env, capture_output=True, text=True,
                           check=True)
     peak_kb = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
-    return float(proc.stdout.split()[0]), peak_kb / 1024
+    wall, cpu = (float(x) for x in proc.stdout.split()[:2])
+    return wall, cpu, peak_kb / 1024
 
 
 def main() -> None:
@@ -154,13 +165,14 @@ def main() -> None:
         write_synthetic(synthetic, args.releases)
         size = synthetic.stat().st_size / 1e6
         wall, rss, out = timed_child(["ingest", "--json", str(synthetic)], env)
+        cpu = LAST_CPU[0]
         summary = json.loads(out)["summary"]
-        print(f"synthetic package ({args.releases} releases, {size:.0f} MB): {wall:.1f} s, "
-              f"{args.releases / wall:,.0f} releases/s, peak RSS {rss:.0f} MiB, summary {summary}")
-        floor, floor_rss = floor_child(synthetic, env)
-        print(f"floor (json.load + ocdsmerge compile of every ocid, nothing stored): {floor:.1f} s, "
-              f"{args.releases / floor:,.0f} releases/s, peak RSS {floor_rss:.0f} MiB")
-        print(f"ratio floor / broker: {floor / wall:.3f}x")
+        print(f"synthetic package ({args.releases} releases, {size:.0f} MB): {wall:.1f} s ({cpu:.1f} s CPU, "
+              f"start-up included), {args.releases / wall:,.0f} releases/s, peak RSS {rss:.0f} MiB, summary {summary}")
+        floor, floor_cpu, floor_rss = floor_child(synthetic, env)
+        print(f"floor (json.load + ocdsmerge compile of every ocid, nothing stored): {floor:.1f} s "
+              f"({floor_cpu:.1f} s CPU), {args.releases / floor:,.0f} releases/s, peak RSS {floor_rss:.0f} MiB")
+        print(f"ratio floor / broker: {floor / wall:.3f}x wall, {floor_cpu / cpu:.3f}x CPU")
         again, _, out = timed_child(["ingest", "--json", str(synthetic)], env)
         print(f"synthetic again (no-op): {again:.1f} s, summary {json.loads(out)['summary']}")
         digest, counts = store_digest(db)
