@@ -322,7 +322,9 @@ def _compile_ocid(session: Session, ocid: str, releases: list[dict[str, Any]], m
             f"the releases could not be compiled ({type(exc).__name__}: {str(exc)[:300]})")
         error.file = error.file or path
         error.locator = error.locator or f"ocid {ocid}"
-        _quarantine(session, error, canonical_json(releases[-1]), report, path, file_sha)
+        # The latest as stored (date, then id, then arrival), as when they were read back from the store.
+        latest = sorted(releases, key=lambda r: (str(r.get("date") or ""), fit_key(str(r.get("id")))))[-1]
+        _quarantine(session, error, canonical_json(latest), report, path, file_sha)
         return []
     finally:
         if notes:
