@@ -18,18 +18,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker.errors import InputError
 from broker.normalise.keys import fit_key
 from broker.normalise.private import SOURCE as PRIVATE_SOURCE
 from broker.normalise.private import loose_private_key
-from broker.normalise.record import OpportunityRecord, canonical_hash, canonical_json
+from broker.normalise.record import OpportunityRecord, canonical_json
 from broker.sources import registry
 from broker.sources.base import SourceItem
-from broker.store.models import IngestedFile, OpportunityKey, Release, SourceRecord
-from broker.store.opportunities import Outcome, upsert_record
+from broker.store.models import IngestedFile, Release
+from broker.store.opportunities import Outcome, RecordBatch
 from broker.store.quarantine import quarantine
 
 # Called as progress(path, bytes_done, bytes_total); the CLI draws a bar on a terminal.
@@ -218,31 +218,53 @@ def _guarded(items: Iterator[SourceItem], path: str, report: FileReport) -> Iter
 
 def _ingest_chunk(session: Session, chunk: list[SourceItem], report: FileReport, path: str,
                   file_sha: str, seen: dict[tuple[str, str], str]) -> None:
+    """One chunk in one transaction: a few bulk reads, the decisions in memory, one write per table."""
     touched: dict[str, dict[str, Any] | None] = {}
     seen_ocids: set[str] = set()
     stored = _stored_releases(session, chunk)
+    had_releases = {key[0] for key in stored}
+    new_releases: dict[str, list[dict[str, Any]]] = {}
+    release_rows: list[dict[str, Any]] = []
+    batch = RecordBatch(session, [i.record for i in chunk if i.kind == "record" and i.record is not None])
     for item in chunk:
         if item.kind == "error":
             assert item.error is not None
             _quarantine(session, item.error, item.raw, report, path, file_sha)
         elif item.kind == "record":
             assert item.record is not None
-            _ingest_record(session, item, report, path, file_sha, seen)
+            _ingest_record(batch, item, report, path, file_sha, seen)
         else:
             assert item.release is not None
             report.releases_seen += 1
             ocid_key = fit_key(str(item.release["ocid"]))
             seen_ocids.add(ocid_key)
-            if _store_release(session, item.release, item.package_meta, stored):
+            row = _release_row(item.release, item.package_meta, stored)
+            if row is not None:
+                release_rows.append(row)
+                new_releases.setdefault(ocid_key, []).append(row["raw"])
                 report.releases_new += 1
                 touched.setdefault(ocid_key, item.package_meta)
+    if release_rows:
+        session.execute(insert(Release), release_rows)
+    earlier = _releases_of(session, sorted(had_releases & touched.keys()))
+    compiled: list[OpportunityRecord] = []
     for ocid in sorted(touched):
-        _compile_ocid(session, ocid, touched[ocid], report, path, file_sha)
+        releases = earlier.get(ocid, []) + new_releases[ocid]
+        compiled.extend(_compile_ocid(session, ocid, releases, touched[ocid], report, path, file_sha))
+    batch.prefetch(compiled)
+    for record in compiled:
+        report.count(_upsert(batch, record))
+    batch.write()
     # An ocid whose releases were all stored before compiles to what is stored already.
     report.unchanged += len(seen_ocids - touched.keys())
 
 
-def _ingest_record(session: Session, item: SourceItem, report: FileReport, path: str, file_sha: str,
+def _upsert(batch: RecordBatch, record: OpportunityRecord) -> Outcome:
+    """One record into the chunk's batch (a seam the tests use to make the database refuse one)."""
+    return batch.upsert(record)
+
+
+def _ingest_record(batch: RecordBatch, item: SourceItem, report: FileReport, path: str, file_sha: str,
                    seen: dict[tuple[str, str], str]) -> None:
     """Upsert a record, unless the same id appeared earlier in this file with other content.
 
@@ -256,17 +278,17 @@ def _ingest_record(session: Session, item: SourceItem, report: FileReport, path:
     if earlier is None:
         seen[key] = content
         if record.source == PRIVATE_SOURCE:
-            _check_private_id(session, record, item.locator, report)
-        report.count(upsert_record(session, record))
+            _check_private_id(batch, record, item.locator, report)
+        report.count(_upsert(batch, record))
     elif earlier == content:
         report.unchanged += 1
     else:
         error = InputError(f"duplicate record {record.id!r} in this file with different content; "
                            "the first one was kept", file=path, locator=item.locator, field="id")
-        _quarantine(session, error, canonical_json(record.to_json()), report, path, file_sha)
+        _quarantine(batch.session, error, canonical_json(record.to_json()), report, path, file_sha)
 
 
-def _check_private_id(session: Session, record: OpportunityRecord, locator: str, report: FileReport) -> None:
+def _check_private_id(batch: RecordBatch, record: OpportunityRecord, locator: str, report: FileReport) -> None:
     """Warn when an officer's id differs from one already stored only in punctuation or spacing.
 
     Both are kept as separate opportunities (ids are compared exactly); the warning lets an officer
@@ -274,42 +296,50 @@ def _check_private_id(session: Session, record: OpportunityRecord, locator: str,
     """
     officer_id = record.source_ids[0].removeprefix("private:") if record.source_ids else record.id
     key = loose_private_key(officer_id)
-    owner = session.get(OpportunityKey, key)
+    owner = batch.owner(key)
     if owner is None:
-        session.add(OpportunityKey(key=key, opportunity_id=record.id))
+        batch.add_key(key, record.id)
         return
-    if owner.opportunity_id == record.id:
+    if owner == record.id:
         return
-    other = session.scalars(select(SourceRecord.record).where(
-        SourceRecord.source == PRIVATE_SOURCE, SourceRecord.source_key == owner.opportunity_id)).first()
-    shown = (other or {}).get("source_ids", [owner.opportunity_id])[0].removeprefix("private:")
+    other = batch.stored_record(PRIVATE_SOURCE, owner)
+    shown = (other or {}).get("source_ids", [owner])[0].removeprefix("private:")
     report.warnings.append(f"{locator}: private id {officer_id!r} differs from {shown!r} only in punctuation or "
                            "spacing; they are kept as two opportunities (use one id if they are the same)")
 
 
-def _compile_ocid(session: Session, ocid: str, meta: dict[str, Any] | None, report: FileReport,
-                  path: str, file_sha: str) -> None:
+def _compile_ocid(session: Session, ocid: str, releases: list[dict[str, Any]], meta: dict[str, Any] | None,
+                  report: FileReport, path: str, file_sha: str) -> list[OpportunityRecord]:
+    """The records of one ocid, compiled from all its releases (stored before and new in this chunk)."""
     from broker.normalise.compile import compile_releases
     from broker.normalise.ocds import normalise_compiled
 
-    releases = [r.raw for r in session.scalars(
-        select(Release).where(Release.ocid == ocid).order_by(Release.date, Release.release_id, Release.id))]
     notes: list[str] = []
     try:
-        records = normalise_compiled(compile_releases(releases, warnings_out=notes), package_meta=meta)
+        return normalise_compiled(compile_releases(releases, warnings_out=notes), package_meta=meta)
     except Exception as exc:  # noqa: BLE001 - one ocid that cannot be compiled never stops the others
         error = exc if isinstance(exc, InputError) else InputError(
             f"the releases could not be compiled ({type(exc).__name__}: {str(exc)[:300]})")
         error.file = error.file or path
         error.locator = error.locator or f"ocid {ocid}"
-        _quarantine(session, error, canonical_json(releases[-1]), report, path, file_sha)
-        return
+        # The latest as stored (date, then id, then arrival), as when they were read back from the store.
+        latest = sorted(releases, key=lambda r: (str(r.get("date") or ""), fit_key(str(r.get("id")))))[-1]
+        _quarantine(session, error, canonical_json(latest), report, path, file_sha)
+        return []
     finally:
         if notes:
             report.duplicate_ids += len(notes)
             report.duplicate_example = report.duplicate_example or f"ocid {ocid}: {notes[0][:200]}"
-    for record in records:
-        report.count(upsert_record(session, record))
+
+
+def _releases_of(session: Session, ocids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The stored releases of these ocids, in one query per few hundred ocids."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(ocids), 500):
+        for ocid, raw in session.execute(select(Release.ocid, Release.raw).where(
+                Release.ocid.in_(ocids[start:start + 500])).order_by(Release.date, Release.release_id, Release.id)):
+            out.setdefault(ocid, []).append(raw)
+    return out
 
 
 def _stored_releases(session: Session, chunk: list[SourceItem]) -> set[tuple[str, str, str]]:
@@ -322,21 +352,22 @@ def _stored_releases(session: Session, chunk: list[SourceItem]) -> set[tuple[str
     return {(r[0], r[1], r[2]) for r in rows}
 
 
-def _store_release(session: Session, release: dict[str, Any], meta: dict[str, Any] | None,
-                   stored: set[tuple[str, str, str]]) -> bool:
-    """Keep a raw release verbatim (JSON-safe); False when this exact release is already stored."""
-    safe = json.loads(canonical_json(release))
-    raw_hash = canonical_hash(safe)
+def _release_row(release: dict[str, Any], meta: dict[str, Any] | None,
+                 stored: set[tuple[str, str, str]]) -> dict[str, Any] | None:
+    """The row keeping a raw release verbatim (JSON-safe); None when this exact release is stored."""
+    text = canonical_json(release)
+    safe = json.loads(text)
+    # The hash of ``safe`` without serialising it again: canonical JSON read back and written again is
+    # the same text (numbers were already made plain JSON numbers or text the first time).
+    raw_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
     key = (fit_key(str(safe["ocid"])), fit_key(str(safe["id"])), raw_hash)
     if key in stored:
-        return False
+        return None
     stored.add(key)
-    ocid, release_id = key[0], key[1]
     tags = safe.get("tag")
-    session.add(Release(ocid=ocid, release_id=release_id, date=str(safe.get("date") or ""),
-                        tags=tags if isinstance(tags, list) else [], raw_hash=raw_hash, raw=safe,
-                        package_meta=json.loads(canonical_json(meta or {}))))
-    return True
+    return {"ocid": key[0], "release_id": key[1], "date": str(safe.get("date") or ""),
+            "tags": tags if isinstance(tags, list) else [], "raw_hash": raw_hash, "raw": safe,
+            "package_meta": json.loads(canonical_json(meta or {}))}
 
 
 def _quarantine(session: Session, error: InputError, raw: str | None, report: FileReport, path: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -156,3 +156,64 @@ def test_title_key_does_not_join_conflicting_references(session):
     assert upsert_record(session, csv) == "new"
     session.commit()
     assert _count(session, Opportunity) == 2
+
+
+mixed_records = st.builds(
+    _record,
+    id=st.sampled_from(["a", "b", "c", "d"]),
+    source=st.sampled_from(["contracts_finder", "contracts_finder_csv", "find_a_tender"]),
+    title=st.sampled_from(["Support", "Advice", "Meals"]),
+    description=st.sampled_from(["", "From one source", "From another"]),
+    raw_hash=st.sampled_from(["r1", "r2"]),
+    match_keys=st.lists(st.sampled_from(["cfref:b|1", "cfref:b|2", "title:b|support|none", "title:b|advice|none"]),
+                        max_size=3, unique=True).map(tuple),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(mixed_records, max_size=8), split=st.integers(min_value=0, max_value=8))
+# A title key shared, references that disagree, both in the chunk: kept apart by keys the chunk itself files.
+@example(records=[_record(id="a", match_keys=("cfref:b|1", "title:b|support|none")),
+                  _record(id="b", source="contracts_finder_csv", match_keys=("cfref:b|2", "title:b|support|none")),
+                  _record(id="c", source="find_a_tender", match_keys=("title:b|support|none",))], split=0)
+def test_a_batch_stores_what_one_record_at_a_time_stores(engine, records, split):
+    """Upserts batched in one chunk (decided in memory, written at the end) leave exactly the store, and
+    give exactly the outcomes, of upserting the same records one at a time, each written before the next:
+    cross-source joins, same-source separation, conflicting references, updates and versions alike."""
+    from broker.store.engine import session_factory
+    from broker.store.models import Base, OpportunityKey
+    from broker.store.opportunities import RecordBatch
+
+    sessions = session_factory(engine)
+
+    def reset():
+        with sessions.begin() as s:
+            for table in reversed(Base.metadata.sorted_tables):
+                s.execute(table.delete())
+
+    def state():
+        with sessions() as s:
+            return ([(o.id, o.content_hash, o.version, o.title, o.description, list(o.source_ids))
+                     for o in s.scalars(select(Opportunity).order_by(Opportunity.id))],
+                    [(v.opportunity_id, v.version, v.content_hash) for v in s.scalars(
+                        select(OpportunityVersion).order_by(OpportunityVersion.opportunity_id,
+                                                            OpportunityVersion.version))],
+                    [(r.source, r.source_key, r.opportunity_id, r.content_hash) for r in s.scalars(
+                        select(SourceRecord).order_by(SourceRecord.source, SourceRecord.source_key))],
+                    [(k.key, k.opportunity_id) for k in s.scalars(select(OpportunityKey).order_by(OpportunityKey.key))])
+
+    # Some records are stored before the chunk, so the batch also starts from a store that is not empty.
+    before, chunk = records[:split], records[split:]
+    reset()
+    with sessions.begin() as s:
+        one_at_a_time = [upsert_record(s, r) for r in before + chunk]
+    expected = state()
+    reset()
+    with sessions.begin() as s:
+        first = [upsert_record(s, r) for r in before]
+    with sessions.begin() as s:
+        batch = RecordBatch(s, chunk)
+        batched = first + [batch.upsert(r) for r in chunk]
+        batch.write()
+    assert batched == one_at_a_time
+    assert state() == expected

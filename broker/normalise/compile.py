@@ -97,7 +97,7 @@ def compile_releases(releases: list[dict[str, Any]], *, warnings_out: list[str] 
     ocid = releases[0].get("ocid")
     if any(r.get("ocid") != ocid for r in releases):
         raise InputError("releases of different ocids cannot be compiled together", locator=f"ocid {ocid}")
-    ordered = sorted(releases, key=_merge_order)
+    ordered = _in_merge_order(releases)
     compiled_release = CompiledRelease(merge_rules=merger().merge_rules)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DuplicateIdValueWarning)
@@ -112,15 +112,28 @@ def compile_releases(releases: list[dict[str, Any]], *, warnings_out: list[str] 
     return compiled
 
 
-def _merge_order(release: dict[str, Any]) -> tuple[datetime, str, str, str]:
+def _in_merge_order(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sorted by :func:`_merge_order`; the content hash, its last and costliest part, is taken only
+    when two releases tie on the rest (the order is the same either way)."""
+    keys = [_merge_prefix(r) for r in releases]
+    if len(set(keys)) == len(keys):
+        return [r for _, r in sorted(zip(keys, releases, strict=True), key=lambda pair: pair[0])]
+    return sorted(releases, key=_merge_order)
+
+
+def _merge_prefix(release: dict[str, Any]) -> tuple[datetime, str, str]:
     raw = release.get("date")
     try:
         when = parse_datetime(raw) or _FAR_FUTURE
     except ValueError:
         when = _FAR_FUTURE
+    return when, str(raw), str(release.get("id"))
+
+
+def _merge_order(release: dict[str, Any]) -> tuple[datetime, str, str, str]:
     # The content hash last: a publisher re-sending one id and date with different content still
     # compiles the same way whatever order the copies arrive in.
-    return when, str(raw), str(release.get("id")), canonical_hash(release)
+    return (*_merge_prefix(release), canonical_hash(release))
 
 
 def _report_warnings(caught: list[warnings.WarningMessage], out: list[str] | None) -> None:

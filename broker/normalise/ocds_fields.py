@@ -357,8 +357,8 @@ def notice_url(documents: Iterable[dict[str, Any]], source: str, release_ids: li
     docs = list(documents)
     for doc_type in URL_DOCUMENT_TYPES:
         for doc in docs:
-            url = safe_url(doc.get("url"))
-            if url and text(doc.get("documentType")) == doc_type:
+            # The type first: checking a URL costs more, and only one of the right type is wanted.
+            if text(doc.get("documentType")) == doc_type and (url := safe_url(doc.get("url"))):
                 return url
     candidates = ([tender_release_id] if tender_release_id else []) + list(reversed(release_ids))
     for rid in candidates:
@@ -369,10 +369,14 @@ def notice_url(documents: Iterable[dict[str, Any]], source: str, release_ids: li
     return None
 
 
+# What str.isspace calls whitespace (the regular expression engine uses the same test) and control characters.
+_UNSAFE_URL_CHAR = re.compile(r"[\s\x00-\x1f]")
+
+
 def safe_url(value: Any) -> str | None:
     """An http(s) URL with a host and no spaces or control characters, else ``None`` (untrusted input)."""
     url = text(value)
-    if not url or len(url) > _MAX_URL or any(c.isspace() or ord(c) < 32 for c in url):
+    if not url or len(url) > _MAX_URL or _UNSAFE_URL_CHAR.search(url):
         return None
     try:
         parts = urlsplit(url)

@@ -147,14 +147,14 @@ def test_a_record_the_database_refuses_is_quarantined_alone(db_url, tmp_path, mo
     pkg = package()
     releases = distinct_releases(pkg, 4)
     victim = releases[2]["ocid"]
-    real = ingest_module.upsert_record
+    real = ingest_module._upsert
 
-    def refuse(session, record):
+    def refuse(batch, record):
         if record.ocid == victim:
             raise sqlalchemy.exc.DataError("INSERT ...", {}, Exception("value too long for type"))
-        return real(session, record)
+        return real(batch, record)
 
-    monkeypatch.setattr(ingest_module, "upsert_record", refuse)
+    monkeypatch.setattr(ingest_module, "_upsert", refuse)
     report = run_ingest(db_url, write_json(tmp_path / "p.json", {**pkg, "releases": releases}))
     got = stored(db_url)
     assert got["ocids"] == {r["ocid"] for r in releases} - {victim}
