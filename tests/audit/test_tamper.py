@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from audit_world import MORE_OCDS, match, replay, scalar, session_on, sql
+from audit_world import add_notice, match, replay, scalar, session_on, sql
 from sqlalchemy import select, update
 
 from broker.audit.replay import replay_run
@@ -18,10 +18,11 @@ TAMPERS_WITH_AUDIT_RECORDS = True
 
 
 @pytest.fixture
-def two_runs(loaded):
-    """run-000001 (full) and run-000002 (incremental, after new notices): both in the chain."""
+def two_runs(loaded, db_url):
+    """run-000001 (full) and run-000002 (incremental, after a new notice): both in the chain."""
     first = match(loaded)
-    assert loaded("ingest", MORE_OCDS).exit_code == 0
+    # A notice live on the run's business day (one published after it would not be an input).
+    add_notice(db_url, "new-1", "Community lunch club", "Weekly lunch clubs for older people in Birmingham.")
     second = match(loaded)
     assert (first["run_id"], second["run_id"]) == ("run-000001", "run-000002")
     result = loaded("audit", "verify")
