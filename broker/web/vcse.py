@@ -98,8 +98,22 @@ def _too_many(request: Request) -> HTMLResponse:
     return response
 
 
-async def item_link(request: Request) -> Response:
-    """``/f/{token}``: Interested or Not relevant for one digest item."""
+@dataclass(frozen=True)
+class _Opened:
+    """A signed link that checked out, and the form posted to it."""
+
+    state: WebState
+    token: str
+    form: Any
+    today: date
+    target: Target
+
+
+async def _open(request: Request, load: Any) -> _Opened | Response:
+    """Rate-limit, verify and load a link's target; a GET (or a refusal) is answered here.
+
+    Returns the opened link when a form was POSTed to it, else the response to send.
+    """
     state, token = state_of(request), request.path_params["token"]
     if not state.limiter.allow(client_key(request)):
         return _too_many(request)
@@ -107,17 +121,26 @@ async def item_link(request: Request) -> Response:
     today = state.today()
     try:
         with state.read() as session:
-            target = await run_in_threadpool(_item, session, state.signer, token, today)
+            target = await run_in_threadpool(load, session, state.signer, token, today)
     except (BadToken, ExpiredToken) as exc:
         return _refused(request, exc)
     if form is None:
         return _page(request, state, target, token)
-    if not state.signer.check_form_token(token, _field(form, "form_token")):
+    return _Opened(state, token, form, today, target)
+
+
+async def item_link(request: Request) -> Response:
+    """``/f/{token}``: Interested or Not relevant for one digest item."""
+    opened = await _open(request, _item)
+    if isinstance(opened, Response):
+        return opened
+    state, target = opened.state, opened.target
+    if not state.signer.check_form_token(opened.token, _field(opened.form, "form_token")):
         return _forbidden(request)
-    reason = _field(form, "reason")[:REASON_MAX] if target.token.action == "not_relevant" else ""
+    reason = _field(opened.form, "reason")[:REASON_MAX] if target.token.action == "not_relevant" else ""
     try:
         new = await run_in_threadpool(state.write, lambda s: record_feedback(
-            s, target.party_id, target.opportunity_id or "", target.token.action, as_of=today,
+            s, target.party_id, target.opportunity_id or "", target.token.action, as_of=opened.today,
             reason=reason or None, reference=target.reference, outcome_callback=_ledger(state),
             cause=CAUSE).new)
     except NotFound:  # the party left the directory (and its matches went) since the digest was sent
@@ -127,20 +150,12 @@ async def item_link(request: Request) -> Response:
 
 async def stop_link(request: Request) -> Response:
     """``/stop/{token}``: Stop these emails (also the List-Unsubscribe one-click URL)."""
-    state, token = state_of(request), request.path_params["token"]
-    if not state.limiter.allow(client_key(request)):
-        return _too_many(request)
-    form = await request.form() if request.method == "POST" else None
-    today = state.today()
-    try:
-        with state.read() as session:
-            target = await run_in_threadpool(_digest, session, state.signer, token, today)
-    except (BadToken, ExpiredToken) as exc:
-        return _refused(request, exc)
-    if form is None:
-        return _page(request, state, target, token)
-    one_click = _field(form, "List-Unsubscribe") == "One-Click"  # RFC 8058
-    if not one_click and not state.signer.check_form_token(token, _field(form, "form_token")):
+    opened = await _open(request, _digest)
+    if isinstance(opened, Response):
+        return opened
+    state, target = opened.state, opened.target
+    one_click = _field(opened.form, "List-Unsubscribe") == "One-Click"  # RFC 8058
+    if not one_click and not state.signer.check_form_token(opened.token, _field(opened.form, "form_token")):
         return _forbidden(request)
     new = await run_in_threadpool(state.write, lambda s: _opt_out(s, target.party_id))
     return _done(request, state, target, new)
