@@ -1,4 +1,5 @@
-"""The repository stands alone: no test, benchmark default or library module reads ``../shared``."""
+"""The repository stands alone: no test, benchmark default or library module reads the shared folder that
+sits beside a developer's checkout (a user's clone has none)."""
 
 from __future__ import annotations
 
