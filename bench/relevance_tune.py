@@ -35,7 +35,17 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import select  # noqa: E402
 
 from broker.directory import import_directory  # noqa: E402
-from broker.evaluation.labelled import AS_OF, NOTICES, load_grades  # noqa: E402
+from broker.evaluation.sets import load_set  # noqa: E402
+
+_SET = load_set(ROOT / "fixtures" / "labelled")
+AS_OF = _SET.as_of
+NOTICES = _SET.notice_files[0]  # absolute: ``LABELLED / NOTICES`` is the file itself
+
+
+def load_grades(folder: Path, split: str) -> dict[str, dict[str, int]]:
+    """The graded pairs of ``split``'s profiles (the labelled set of ``folder``)."""
+    labelled = load_set(folder)
+    return {p: labelled.grades[p] for p in labelled.profiles_in(split)}
 from broker.evaluation.metrics import ndcg_at, noise_at, recall_at  # noqa: E402
 from broker.ingest import ingest  # noqa: E402
 from broker.match.candidates import CandidateParams  # noqa: E402
