@@ -26,18 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.relevance_tune import LABELLED, collect_views  # noqa: E402
-from broker.evaluation.sets import load_set  # noqa: E402
-
-_SET = load_set(ROOT / "fixtures" / "labelled")
-AS_OF = _SET.as_of
-NOTICES = _SET.notice_files[0]  # absolute: ``LABELLED / NOTICES`` is the file itself
-
-
-def load_grades(folder: Path, split: str) -> dict[str, dict[str, int]]:
-    """The graded pairs of ``split``'s profiles (the labelled set of ``folder``)."""
-    labelled = load_set(folder)
-    return {p: labelled.grades[p] for p in labelled.profiles_in(split)}
+from bench.relevance_tune import LABELLED, NOTICES, collect_views, load_grades  # noqa: E402
 from broker.evaluation.metrics import ndcg_at, noise_at, recall_at  # noqa: E402
 from broker.match.feedback import INTERESTED, NOT_RELEVANT, rocchio_terms  # noqa: E402
 from broker.match.params import MatchParams  # noqa: E402

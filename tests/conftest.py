@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from pgschema import fresh_schema
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from testpaths import FIXTURES, ROOT, refuse_outside_data  # noqa: F401  (re-exported for tests)
@@ -42,19 +42,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_schema_url() -> Iterator[str]:
     """A fresh schema for this test run (this xdist worker), migrated once, dropped at the end."""
     assert PG_URL is not None
-    schema = f"broker_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_schema(PG_URL, "broker_test") as url:
+        yield url
 
 
 def _truncate_all(url: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,12 +12,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from pgschema import fresh_schema
+from sqlalchemy import select
 from testpaths import FIXTURES
 
 from broker.ingest import ingest
 from broker.normalise.record import OpportunityRecord
-from broker.store.engine import make_engine, session_factory, upgrade
+from broker.store.engine import make_engine, session_factory
 from broker.store.models import Opportunity, Release
 from broker.store.opportunities import as_json, find_opportunity, to_record, upsert_record
 
@@ -58,18 +58,8 @@ def pg_url() -> Iterator[str]:
     """A schema of its own (the shared ``db_url`` schema may be in use by the same test)."""
     if not PG_URL:
         pytest.skip("BROKER_TEST_POSTGRES_URL not set")
-    schema = f"broker_fit_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_schema(PG_URL, "broker_fit") as url:
+        yield url
 
 
 def test_scottish_fixture_ingests_on_every_database(db_url):
